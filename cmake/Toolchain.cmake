@@ -1,0 +1,26 @@
+# Compiler launcher (ccache), linker (mold), warnings and sanitizer flags for every target.
+find_program(VIREX_CCACHE ccache)
+if(VIREX_CCACHE)
+  set(CMAKE_CXX_COMPILER_LAUNCHER ${VIREX_CCACHE})
+endif()
+find_program(VIREX_MOLD mold)
+if(VIREX_MOLD)
+  add_link_options(-fuse-ld=mold)
+endif()
+
+add_compile_options(-Wall -Wextra -Wno-unused-parameter)
+# Asio/Beast: compiled once in virex_asio (separate compilation), never per translation unit.
+add_compile_definitions(BOOST_ASIO_SEPARATE_COMPILATION BOOST_BEAST_SEPARATE_COMPILATION
+                        BOOST_ASIO_NO_DEPRECATED BOOST_ASIO_DISABLE_BOOST_COROUTINE)
+
+if(VIREX_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+if(VIREX_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "VIREX_FUZZ needs clang (CXX=clang++-14)")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()

@@ -1,0 +1,58 @@
+// Access log: one line per request in `combined` or `json`, written asynchronously off the workers.
+// write() may be called from any worker thread; it formats into a string and enqueues it without waiting
+// (a full queue drops the line and counts it). reopen() (control thread, on SIGUSR1) reopens the file so
+// logrotate can move it.
+#pragma once
+
+#include <virex/config/config.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace virex::observe {
+
+struct AccessRecord {
+  std::chrono::system_clock::time_point time;  // when the request arrived
+  std::string_view client;                     // "ip:port" of the peer
+  std::string_view method;
+  std::string_view host;
+  std::string_view target;                     // request target as received
+  std::string_view version;                    // "HTTP/1.1"
+  unsigned status = 0;
+  std::uint64_t bytes_in = 0;                  // request head + body bytes
+  std::uint64_t bytes_out = 0;                 // response bytes queued
+  std::chrono::nanoseconds duration{0};
+  std::string_view route;                      // route name, "" when none matched
+  std::string_view referer;
+  std::string_view user_agent;
+  std::string_view error;                      // reason for a 4xx/5xx produced by the server itself
+  // Filled by later tiers; empty = not applicable.
+  std::string_view cache;                      // e.g. "edge=hit"
+  std::string_view upstream;                   // endpoint
+  std::string_view trace_id;
+};
+
+// Formats `r` as one line without the trailing newline (pure; unit-tested).
+std::string format_combined(const AccessRecord& r);
+std::string format_json(const AccessRecord& r);
+
+class AccessLog {
+ public:
+  // Opens the sink described by `cfg` ("-" = stdout). Returns nullptr with `error` set on failure.
+  static std::unique_ptr<AccessLog> open(const config::AccessLog& cfg, std::string& error);
+  virtual ~AccessLog() = default;
+  virtual void write(const AccessRecord& r) = 0;   // never blocks on I/O
+  virtual void reopen() = 0;                       // reopen the file (SIGUSR1)
+  virtual void flush() = 0;                        // wait until queued lines are written (shutdown, tests)
+  virtual std::uint64_t dropped() const = 0;       // lines dropped because the queue was full
+};
+
+// Daemon log (spdlog default logger, async, to stderr → journald). Level names as in config.
+void init_logging(std::string_view level);
+void set_log_level(std::string_view level);
+void shutdown_logging();
+
+}  // namespace virex::observe

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian bookworm packages Virex Edge builds, tests and benchmarks with. Idempotent: does
+# nothing when everything is present. Usage: scripts/deps.sh [build|test|bench]... (default: build test)
+set -euo pipefail
+build=(cmake ninja-build ccache mold g++ pkg-config
+       libboost1.81-all-dev libboost-json1.81-dev libboost-url1.81-dev
+       libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libsystemd-dev
+       libgtest-dev libgmock-dev googletest libbenchmark-dev)
+test=(clang-14 libclang-rt-14-dev python3 curl wrk prometheus procps)
+bench=(nginx-light wrk util-linux)
+want=()
+[ $# -eq 0 ] && set -- build test
+for group in "$@"; do
+  case $group in
+    build) want+=("${build[@]}");; test) want+=("${test[@]}");; bench) want+=("${bench[@]}");;
+    *) echo "deps.sh: unknown group $group" >&2; exit 2;;
+  esac
+done
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "deps.sh: installing ${missing[*]}" >&2
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

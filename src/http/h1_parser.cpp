@@ -1,0 +1,289 @@
+// HTTP/1.1 request codec: a pre-scan of the header section for what Beast tolerates but RFC 9112 and
+// request-smuggling safety do not (NUL, bare CR/LF, obs-fold, oversized request line), then Beast's
+// basic_parser for the grammar, with callbacks that record views into a fixed header array.
+#include <virex/http/h1_parser.hpp>
+
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/error.hpp>
+
+#include <array>
+#include <cstring>
+#include <optional>
+
+namespace virex::http {
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using beast::error_code;
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+    if (x != y && (x | 0x20) != (y | 0x20)) return false;
+    if (x != y && !((x | 0x20) >= 'a' && (x | 0x20) <= 'z')) return false;
+  }
+  return true;
+}
+
+std::string_view trim(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+constexpr std::size_t kMaxHeaderArray = 128;
+
+// Where the header section ends and whether its bytes are acceptable (RFC 9112 §2.2, §5.2).
+struct Scan {
+  enum Kind { need_more, ok, error } kind;
+  std::size_t end = 0;   // bytes up to and including the final CRLFCRLF
+  ParseError err = ParseError::none;
+};
+
+Scan scan_head(std::string_view d, const H1Limits& lim) noexcept {
+  const std::size_t limit = std::min(d.size(), lim.max_header_bytes);
+  const char* p = d.data();
+  // Request line: its length bounds the target (414) before the header limit (431) applies.
+  const std::size_t line_cap = lim.max_uri_bytes + 64;  // method + SP + target + SP + version
+  std::size_t i = 0;
+  bool first_line = true;
+  std::size_t line_start = 0;
+  for (; i < limit; ++i) {
+    const unsigned char c = static_cast<unsigned char>(p[i]);
+    if (c > '\r') continue;  // fast path: everything printable and most bytes
+    if (c == 0) return {Scan::error, 0, ParseError::bad_header_chars};
+    if (c == '\r') {
+      if (i + 1 >= d.size()) return {Scan::need_more};
+      if (p[i + 1] != '\n') return {Scan::error, 0, ParseError::bad_header_chars};
+      continue;
+    }
+    if (c != '\n') continue;
+    if (i == 0 || p[i - 1] != '\r') return {Scan::error, 0, ParseError::bad_header_chars};
+    if (first_line) {
+      first_line = false;
+      if (i + 1 > line_cap) return {Scan::error, 0, ParseError::uri_too_long};
+    } else if (i - line_start == 1) {
+      return {Scan::ok, i + 1};  // empty line: end of the header section
+    }
+    line_start = i + 1;
+    if (i + 1 < d.size() && !first_line && (p[i + 1] == ' ' || p[i + 1] == '\t'))
+      return {Scan::error, 0, ParseError::obs_fold};
+  }
+  if (first_line && i > line_cap) return {Scan::error, 0, ParseError::uri_too_long};
+  if (d.size() >= lim.max_header_bytes) return {Scan::error, 0, ParseError::header_too_large};
+  return {Scan::need_more};
+}
+
+// The Beast parser subclass: records views, enforces our rules at the points Beast calls back.
+class Parser final : public bhttp::basic_parser<true> {
+ public:
+  Parser(const H1Limits& lim, RequestHead& head, std::array<Header, kMaxHeaderArray>& fields)
+      : lim_(lim), head_(head), fields_(fields) {
+    header_limit(static_cast<std::uint32_t>(lim.max_header_bytes));
+    body_limit(lim.max_body_bytes);
+    eager(false);
+  }
+
+  ParseError reason = ParseError::none;
+  std::string_view body_view;
+  std::size_t nfields = 0;
+
+ private:
+  void fail(error_code& ec, ParseError why) {
+    reason = why;
+    ec = bhttp::error::bad_value;
+  }
+
+  void on_request_impl(bhttp::verb, beast::string_view method, beast::string_view target, int version,
+                       error_code& ec) override {
+    if (target.size() > lim_.max_uri_bytes) return fail(ec, ParseError::uri_too_long);
+    if (version != 10 && version != 11) return fail(ec, ParseError::bad_version);
+    head_.method_text = {method.data(), method.size()};
+    head_.method = method_from_string(head_.method_text);
+    head_.target = {target.data(), target.size()};
+    head_.version = version;
+  }
+
+  void on_response_impl(int, beast::string_view, int, error_code&) override {}
+
+  void on_field_impl(bhttp::field f, beast::string_view name, beast::string_view value,
+                     error_code& ec) override {
+    if (nfields >= std::min(lim_.max_headers, kMaxHeaderArray)) return fail(ec, ParseError::too_many_headers);
+    std::string_view v{value.data(), value.size()};
+    fields_[nfields++] = Header{{name.data(), name.size()}, v};
+    switch (f) {
+      case bhttp::field::host:
+        if (seen_host_) return fail(ec, ParseError::duplicate_host);
+        seen_host_ = true;
+        host_ = v;
+        break;
+      case bhttp::field::transfer_encoding:
+        // We implement only "chunked" (RFC 9112 §6.1); anything else is 501 (RFC 9112 §6.1 ¶ "unknown").
+        if (!iequals(trim(v), "chunked")) return fail(ec, ParseError::unknown_transfer_encoding);
+        break;
+      case bhttp::field::expect:
+        if (iequals(trim(v), "100-continue")) head_.expect_continue = true;
+        break;
+      default:
+        break;
+    }
+  }
+
+  void on_header_impl(error_code& ec) override {
+    head_.headers = std::span<const Header>(fields_.data(), nfields);
+    if (head_.version == 11 && !seen_host_) return fail(ec, ParseError::missing_host);
+    split_target();
+    head_.keep_alive = keep_alive();
+    head_.chunked = chunked();
+    if (auto cl = content_length()) head_.content_length = *cl;
+  }
+
+  void on_body_init_impl(boost::optional<std::uint64_t> const&, error_code&) override {}
+
+  std::size_t on_body_impl(beast::string_view body, error_code&) override {
+    body_view = {body.data(), body.size()};
+    return body.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, error_code&) override {
+    body_view = {body.data(), body.size()};
+    return body.size();
+  }
+  void on_finish_impl(error_code&) override {}
+
+  // origin-form "/p?q", absolute-form "http://h/p?q" (RFC 9112 §3.2.2: its authority wins over Host),
+  // asterisk-form "*" (OPTIONS), authority-form (CONNECT).
+  void split_target() {
+    std::string_view t = head_.target;
+    std::string_view host = host_;
+    if (!t.empty() && t.front() != '/' && t != "*") {
+      const auto scheme_end = t.find("://");
+      if (scheme_end != std::string_view::npos) {
+        std::string_view rest = t.substr(scheme_end + 3);
+        const auto slash = rest.find_first_of("/?");
+        host = rest.substr(0, slash);
+        t = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+      }
+    }
+    if (t == "*") t = "/";
+    const auto q = t.find('?');
+    head_.path = t.substr(0, q);
+    head_.query = q == std::string_view::npos ? std::string_view{} : t.substr(q + 1);
+    if (head_.path.empty()) head_.path = "/";
+    // Strip the port: "host:port", "[v6]:port".
+    if (!host.empty() && host.front() == '[') {
+      const auto close = host.find(']');
+      if (close != std::string_view::npos) host = host.substr(0, close + 1);
+    } else if (const auto colon = host.rfind(':'); colon != std::string_view::npos) {
+      host = host.substr(0, colon);
+    }
+    head_.host = host;
+  }
+
+  const H1Limits& lim_;
+  RequestHead& head_;
+  std::array<Header, kMaxHeaderArray>& fields_;
+  bool seen_host_ = false;
+  std::string_view host_;
+};
+
+ParseError from_beast(const error_code& ec) noexcept {
+  using E = bhttp::error;
+  if (ec == E::header_limit) return ParseError::header_too_large;
+  if (ec == E::body_limit) return ParseError::body_too_large;
+  if (ec == E::bad_content_length || ec == E::multiple_content_length) return ParseError::bad_content_length;
+  if (ec == E::bad_transfer_encoding) return ParseError::conflicting_framing;
+  if (ec == E::bad_chunk || ec == E::bad_chunk_extension) return ParseError::bad_chunk;
+  if (ec == E::bad_method || ec == E::bad_target || ec == E::bad_version) return ParseError::bad_request_line;
+  if (ec == E::bad_line_ending) return ParseError::bad_header_chars;
+  return ParseError::bad_header;
+}
+
+}  // namespace
+
+struct H1RequestParser::Impl {
+  explicit Impl(H1Limits l) : lim(l) {}
+  H1Limits lim;
+  RequestHead head;
+  std::array<Header, kMaxHeaderArray> fields;
+  std::optional<Parser> parser;
+  ParseError error = ParseError::none;
+  std::string_view body;
+  std::uint64_t body_bytes = 0;
+  bool head_done = false;
+  bool started = false;
+
+  void reset() {
+    head = RequestHead{};
+    parser.emplace(lim, head, fields);
+    error = ParseError::none;
+    body = {};
+    body_bytes = 0;
+    head_done = false;
+    started = false;
+  }
+
+  Result fail(ParseError e, std::size_t consumed) {
+    error = e;
+    return {Event::error, consumed};
+  }
+};
+
+H1RequestParser::H1RequestParser(H1Limits limits) : impl_(std::make_unique<Impl>(limits)) { impl_->reset(); }
+H1RequestParser::~H1RequestParser() = default;
+H1RequestParser::H1RequestParser(H1RequestParser&&) noexcept = default;
+H1RequestParser& H1RequestParser::operator=(H1RequestParser&&) noexcept = default;
+
+H1RequestParser::Result H1RequestParser::feed(std::string_view data) {
+  Impl& m = *impl_;
+  if (m.error != ParseError::none) return {Event::error, 0};
+  Parser& p = *m.parser;
+  if (!m.head_done) {
+    if (data.empty()) return {Event::need_more, 0};
+    m.started = true;
+    const Scan s = scan_head(data, m.lim);
+    if (s.kind == Scan::need_more) return {Event::need_more, 0};
+    if (s.kind == Scan::error) return m.fail(s.err, 0);
+    // Give Beast exactly the header section so that it stops there; the body comes in later feeds.
+    error_code ec;
+    const std::size_t n = p.put(boost::asio::const_buffer(data.data(), s.end), ec);
+    if (ec) return m.fail(p.reason != ParseError::none ? p.reason : from_beast(ec), 0);
+    if (!p.is_header_done()) return m.fail(ParseError::bad_header, 0);
+    m.head.head_bytes = n;
+    m.head_done = true;
+    return {Event::head, n};
+  }
+  // Body: with eager(false) each put() takes one step (a chunk header, or one slice of body), so every
+  // slice reaches the caller as its own event.
+  std::size_t total = 0;
+  for (;;) {
+    if (p.is_done()) return {Event::complete, total};
+    if (total == data.size()) return {Event::need_more, total};
+    p.body_view = {};
+    error_code ec;
+    const std::size_t n = p.put(boost::asio::const_buffer(data.data() + total, data.size() - total), ec);
+    total += n;
+    if (ec == bhttp::error::need_more) {
+      if (n == 0) return {Event::need_more, total};
+      ec = {};
+    }
+    if (ec) return m.fail(p.reason != ParseError::none ? p.reason : from_beast(ec), total);
+    if (!p.body_view.empty()) {
+      m.body = p.body_view;
+      m.body_bytes += m.body.size();
+      return {Event::body, total};
+    }
+    if (n == 0) return {Event::need_more, total};
+  }
+}
+
+void H1RequestParser::next() { impl_->reset(); }
+const RequestHead& H1RequestParser::head() const noexcept { return impl_->head; }
+std::string_view H1RequestParser::body() const noexcept { return impl_->body; }
+ParseError H1RequestParser::error() const noexcept { return impl_->error; }
+bool H1RequestParser::in_message() const noexcept { return impl_->started && !(impl_->parser->is_done()); }
+std::uint64_t H1RequestParser::body_bytes() const noexcept { return impl_->body_bytes; }
+
+}  // namespace virex::http

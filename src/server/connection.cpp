@@ -1,0 +1,366 @@
+// HTTP/1.1 connection loop (see connection.hpp). RFC 9112 §9 (connection management), §9.6 (tear-down),
+// RFC 9110 §10.1.1 (Expect: 100-continue).
+#include "connection.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+namespace virex::server {
+namespace {
+constexpr std::size_t kInitialBuffer = 8 * 1024;
+constexpr std::size_t kLingerBytes = 1024 * 1024;       // discarded at most after an error response
+constexpr auto kLingerTime = std::chrono::seconds(2);   // RFC 9112 §9.6: read a little before closing
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+constexpr auto token = asio::as_tuple(asio::use_awaitable);
+
+enum Text { kMethod, kTarget, kHost, kReferer, kAgent, kEnd };
+}  // namespace
+
+Connection::Connection(Worker& w, std::shared_ptr<ListenerState> l, tcp::socket s)
+    : worker_(w),
+      listener_(std::move(l)),
+      socket_(std::move(s)),
+      snapshot_(w.snapshot()),
+      parser_(snapshot_->h1_limits),
+      buf_(new char[kInitialBuffer]),
+      cap_(kInitialBuffer) {
+  self_ = worker_.attach(this);
+  listener_->open.add(1);
+  listener_->accepted.inc();
+  set_deadline(Phase::idle);
+}
+
+Connection::~Connection() {
+  listener_->open.add(-1);
+  worker_.detach(self_);
+}
+
+void Connection::set_deadline(Phase p) {
+  phase_ = p;
+  const auto now = worker_.coarse_now();
+  const auto& lim = snapshot_->config.limits;
+  switch (p) {
+    case Phase::idle: deadline_ = now + lim.idle_timeout; break;
+    case Phase::header: deadline_ = header_start_ + lim.header_timeout; break;
+    case Phase::body:
+    case Phase::writing: deadline_ = now + lim.idle_timeout; break;
+    case Phase::linger: deadline_ = now + kLingerTime; break;
+  }
+}
+
+void Connection::on_tick(std::chrono::steady_clock::time_point now) {
+  if (timed_out_ != Timeout::none || now < deadline_) return;
+  switch (phase_) {
+    case Phase::idle: timed_out_ = Timeout::idle; break;
+    case Phase::header: timed_out_ = Timeout::header; break;
+    default: timed_out_ = Timeout::write; break;
+  }
+  boost::system::error_code ec;
+  socket_.cancel(ec);
+}
+
+bool Connection::idle_between_requests() const noexcept {
+  return phase_ == Phase::idle && begin_ == end_ && !parser_.in_message();
+}
+
+void Connection::on_drain() {
+  if (timed_out_ == Timeout::none && idle_between_requests()) {
+    timed_out_ = Timeout::drain;
+    boost::system::error_code ec;
+    socket_.cancel(ec);
+  }
+}
+
+http::ConnectionHeader Connection::connection_header() {
+  if (!pending_.keep_alive || worker_.draining() || close_after_write_) {
+    close_after_write_ = true;
+    return http::ConnectionHeader::close;
+  }
+  return pending_.version == 10 ? http::ConnectionHeader::keep_alive : http::ConnectionHeader::none;
+}
+
+asio::awaitable<void> Connection::run(Connection* raw) {
+  std::unique_ptr<Connection> self(raw);
+  Connection& c = *self;
+  try {
+    for (;;) {
+      c.process();
+      if (!c.segments_.empty()) {
+        if (!co_await c.flush()) break;
+      }
+      if (c.close_after_write_) {
+        if (c.linger_on_close_) co_await c.linger();
+        break;
+      }
+      if (c.end_ == c.cap_) {  // only while a head is incomplete and the buffer below the head limit
+        const std::size_t ncap = c.cap_ * 2;
+        std::unique_ptr<char[]> nbuf(new char[ncap]);
+        std::memcpy(nbuf.get(), c.buf_.get() + c.begin_, c.end_ - c.begin_);
+        c.end_ -= c.begin_;
+        c.begin_ = 0;
+        c.buf_ = std::move(nbuf);
+        c.cap_ = ncap;
+      }
+      auto [ec, n] = co_await c.socket_.async_read_some(asio::buffer(c.buf_.get() + c.end_, c.cap_ - c.end_), token);
+      if (ec) {
+        if (c.timed_out_ == Timeout::header && c.parser_.in_message()) {
+          // RFC 9110 §15.5.9: 408 for a request whose head did not arrive in time (slowloris).
+          c.worker_.count_parse_error(http::ParseError::header_timeout);
+          c.pending_ = Pending{};
+          c.pending_.keep_alive = false;
+          const std::size_t from = c.scratch_.size();
+          http::append_simple_response(c.scratch_, 408, c.worker_.date_line(), "request header timeout\n",
+                                       http::ConnectionHeader::close, false);
+          c.add_scratch(from);
+          c.finish_request(408, c.scratch_.size() - from, "header_timeout");
+          c.timed_out_ = Timeout::none;
+          co_await c.flush();
+        }
+        break;
+      }
+      c.end_ += n;
+      c.listener_->bytes_in.inc(n);
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("connection: {}", e.what());
+  }
+  boost::system::error_code ignored;
+  c.socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  c.socket_.close(ignored);
+}
+
+asio::awaitable<bool> Connection::flush() {
+  iov_.clear();
+  std::size_t total = 0;
+  for (const Segment& s : segments_) {
+    iov_.emplace_back(s.data ? s.data : scratch_.data() + s.offset, s.size);
+    total += s.size;
+  }
+  const Phase before = phase_;
+  set_deadline(Phase::writing);
+  auto [ec, n] = co_await asio::async_write(socket_, iov_, token);
+  segments_.clear();
+  scratch_.clear();
+  listener_->bytes_out.inc(n);
+  if (ec) co_return false;
+  // Back to waiting: the deadline of the phase we were in (the header clock keeps running).
+  if (before == Phase::header || before == Phase::body) set_deadline(before);
+  else set_deadline(Phase::idle);
+  (void)total;
+  co_return true;
+}
+
+asio::awaitable<void> Connection::linger() {
+  boost::system::error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_send, ec);
+  set_deadline(Phase::linger);
+  std::size_t discarded = 0;
+  while (discarded < kLingerBytes && timed_out_ == Timeout::none) {
+    auto [rec, n] = co_await socket_.async_read_some(asio::buffer(buf_.get(), cap_), token);
+    if (rec) break;
+    discarded += n;
+  }
+}
+
+void Connection::process() {
+  // A new snapshot (reload) is picked up between requests only: routes named by a pending request stay valid.
+  if (!parser_.in_message() && snapshot_ != worker_.snapshot()) {
+    snapshot_ = worker_.snapshot();
+    parser_ = http::H1RequestParser(snapshot_->h1_limits);
+  }
+  while (!close_after_write_) {
+    const std::string_view data(buf_.get() + begin_, end_ - begin_);
+    const bool was_in_message = parser_.in_message();
+    const auto r = parser_.feed(data);
+    begin_ += r.consumed;
+    if (!was_in_message && parser_.in_message() && phase_ != Phase::header && phase_ != Phase::body) {
+      header_start_ = worker_.coarse_now();
+      set_deadline(Phase::header);
+    }
+    using E = http::H1RequestParser::Event;
+    switch (r.event) {
+      case E::head:
+        on_head();
+        set_deadline(Phase::body);
+        continue;
+      case E::body:
+        pending_.bytes_in += parser_.body().size();
+        continue;
+      case E::complete:
+        on_complete();
+        set_deadline(Phase::idle);
+        continue;
+      case E::error:
+        on_error(parser_.error());
+        break;
+      case E::need_more:
+        if (pending_.expect_continue && !pending_.continue_sent && parser_.body_bytes() == 0 &&
+            phase_ == Phase::body) {
+          // RFC 9110 §10.1.1: the client waits for this before sending the body.
+          pending_.continue_sent = true;
+          add_static(kContinue);
+        }
+        break;
+    }
+    break;
+  }
+  // Keep unconsumed bytes at the front so the buffer can take the rest of a head.
+  if (begin_ == end_) {
+    begin_ = end_ = 0;
+  } else if (begin_ > 0 && (end_ == cap_ || !parser_.in_message())) {
+    std::memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+}
+
+void Connection::on_head() {
+  const http::RequestHead& h = parser_.head();
+  Pending& p = pending_;
+  p.route = nullptr;
+  p.status = 0;
+  p.endpoint = admin::Endpoint::none;
+  p.method = h.method;
+  p.version = h.version;
+  p.keep_alive = h.keep_alive;
+  p.expect_continue = h.expect_continue && h.version == 11 && h.has_body();
+  p.continue_sent = false;
+  p.bytes_in = h.head_bytes;
+  p.start = std::chrono::steady_clock::now();
+  p.allow.clear();
+  if (listener_->admin) {
+    p.endpoint = admin::classify(h.path);
+  } else {
+    pipeline::Match m = snapshot_->routes.match(h.host, h.path, h.method, h.method_text);
+    if (m.route) {
+      p.route = m.route;
+    } else if (m.method_not_allowed) {
+      p.status = 405;
+      p.allow = std::move(m.allow);
+    } else {
+      p.status = 404;
+    }
+  }
+  if (worker_.access_log()) {
+    p.wall = std::chrono::system_clock::now();
+    p.text.clear();
+    auto put = [&](int i, std::string_view v) {
+      p.off[i] = static_cast<std::uint16_t>(std::min<std::size_t>(p.text.size(), UINT16_MAX));
+      p.text.append(v.substr(0, 4096));
+    };
+    put(kMethod, h.method_text);
+    put(kTarget, h.target);
+    put(kHost, h.host);
+    put(kReferer, h.header("Referer"));
+    put(kAgent, h.header("User-Agent"));
+    p.off[kEnd] = static_cast<std::uint16_t>(std::min<std::size_t>(p.text.size(), UINT16_MAX));
+  }
+}
+
+void Connection::on_complete() {
+  Pending& p = pending_;
+  const bool head_only = p.method == http::Method::head;
+  const http::ConnectionHeader conn = connection_header();
+  const std::string_view date = worker_.date_line();
+  unsigned status;
+  std::size_t bytes_out;
+  if (p.route) {
+    const http::PreparedResponse& r = p.route->response;
+    add_static(r.head);
+    const std::size_t from = scratch_.size();
+    http::append_tail(scratch_, date, conn);
+    add_scratch(from);
+    bytes_out = r.head.size() + (scratch_.size() - from);
+    if (!head_only && !r.body.empty()) {
+      add_static(r.body);
+      bytes_out += r.body.size();
+    }
+    status = r.status;
+  } else {
+    const std::size_t from = scratch_.size();
+    if (listener_->admin) {
+      status = admin::respond(p.endpoint, p.method, worker_.admin_context(), scratch_, date, conn);
+    } else if (p.status == 405) {
+      std::string allow = "Allow: " + p.allow + "\r\n";
+      http::append_simple_response(scratch_, 405, date, "method not allowed\n", conn, head_only, allow);
+      status = 405;
+    } else {
+      http::append_simple_response(scratch_, 404, date, "no route\n", conn, head_only);
+      status = 404;
+    }
+    add_scratch(from);
+    bytes_out = scratch_.size() - from;
+  }
+  finish_request(status, bytes_out, {});
+  parser_.next();
+}
+
+void Connection::on_error(http::ParseError e) {
+  worker_.count_parse_error(e);
+  pending_.keep_alive = false;
+  const unsigned status = http::status_of(e);
+  const std::size_t from = scratch_.size();
+  http::append_simple_response(scratch_, status, worker_.date_line(), http::describe(e),
+                               http::ConnectionHeader::close, false);
+  add_scratch(from);
+  close_after_write_ = true;
+  linger_on_close_ = true;  // the client may still be sending: read a little so it sees the response
+  finish_request(status, scratch_.size() - from, http::to_string(e));
+}
+
+void Connection::finish_request(unsigned status, std::size_t bytes_out, std::string_view error) {
+  const pipeline::Snapshot& s = *snapshot_;
+  const std::uint32_t idx = pending_.route ? pending_.route->index : static_cast<std::uint32_t>(s.routes.routes().size());
+  RouteSeries& series = worker_.route_series(*listener_, s, idx);
+  const unsigned cls = status / 100;
+  if (cls >= 1 && cls <= 5) series.by_class[cls - 1].inc();
+  const auto now = std::chrono::steady_clock::now();
+  const auto start = pending_.start.time_since_epoch().count() ? pending_.start : now;
+  series.duration.observe(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count()));
+  if (worker_.access_log()) log_access(status, bytes_out, error);
+  pending_.start = {};
+  pending_.text.clear();
+}
+
+void Connection::log_access(unsigned status, std::size_t bytes_out, std::string_view error) {
+  if (client_.empty()) {
+    boost::system::error_code ec;
+    const auto ep = socket_.remote_endpoint(ec);
+    if (!ec) {
+      client_ = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
+      client_ += ":" + std::to_string(ep.port());
+    } else {
+      client_ = "-";
+    }
+  }
+  const Pending& p = pending_;
+  auto text = [&](int i) -> std::string_view {
+    if (p.text.empty()) return {};
+    return std::string_view(p.text).substr(p.off[i], p.off[i + 1] - p.off[i]);
+  };
+  observe::AccessRecord r;
+  r.time = p.wall.time_since_epoch().count() ? p.wall : std::chrono::system_clock::now();
+  r.client = client_;
+  r.method = text(kMethod);
+  r.target = text(kTarget);
+  r.host = text(kHost);
+  r.referer = text(kReferer);
+  r.user_agent = text(kAgent);
+  r.version = p.version == 10 ? "HTTP/1.0" : "HTTP/1.1";
+  r.status = status;
+  r.bytes_in = p.bytes_in;
+  r.bytes_out = bytes_out;
+  r.duration = p.start.time_since_epoch().count() ? std::chrono::steady_clock::now() - p.start
+                                                  : std::chrono::nanoseconds(0);
+  r.route = p.route ? std::string_view(p.route->name) : std::string_view{};
+  r.error = error;
+  worker_.access_log()->write(r);
+}
+
+}  // namespace virex::server

@@ -1,0 +1,94 @@
+// One HTTP/1.1 connection: a coroutine that reads into one reusable buffer, parses every complete
+// request in it, gathers all their responses into one write (pipelining in order for free), and repeats.
+// Owned by its coroutine; lives on its worker's thread; registered with the worker for timeouts and drain.
+#pragma once
+
+#include "worker.hpp"
+
+#include <virex/http/h1_parser.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace virex::server {
+
+class Connection {
+ public:
+  Connection(Worker& w, std::shared_ptr<ListenerState> l, tcp::socket s);
+  ~Connection();
+
+  // The connection's life. Suspends on socket I/O only; deletes `self` when it returns.
+  static asio::awaitable<void> run(Connection* self);
+
+  // Worker tick: enforce the current deadline (cancels the pending I/O; run() decides what to send).
+  void on_tick(std::chrono::steady_clock::time_point now);
+  // Worker drain: an idle connection closes now; a busy one closes after its current response.
+  void on_drain();
+
+ private:
+  enum class Phase : std::uint8_t { idle, header, body, writing, linger };
+  enum class Timeout : std::uint8_t { none, header, idle, write, drain };
+
+  struct Pending {  // what the response to the request in progress needs, copied out of the read buffer
+    const pipeline::CompiledRoute* route = nullptr;
+    unsigned status = 0;                     // when no route: 404/405, or the admin endpoint's
+    admin::Endpoint endpoint = admin::Endpoint::none;
+    http::Method method = http::Method::other;
+    int version = 11;
+    bool keep_alive = true;
+    bool expect_continue = false;
+    bool continue_sent = false;
+    std::uint64_t bytes_in = 0;
+    std::chrono::steady_clock::time_point start;
+    std::chrono::system_clock::time_point wall;
+    std::string allow;
+    std::string text;   // method, target, host, referer, user agent (access log), offsets below
+    std::uint16_t off[6] = {};
+  };
+
+  struct Segment {  // one piece of the gathered write: a static range, or a range of scratch_
+    const char* data;
+    std::size_t offset;
+    std::size_t size;
+  };
+
+  void process();
+  void on_head();
+  void on_complete();
+  void on_error(http::ParseError e);
+  void finish_request(unsigned status, std::size_t bytes_out, std::string_view error);
+  void log_access(unsigned status, std::size_t bytes_out, std::string_view error);
+  void add_static(std::string_view s) { segments_.push_back({s.data(), 0, s.size()}); }
+  void add_scratch(std::size_t from) { segments_.push_back({nullptr, from, scratch_.size() - from}); }
+  http::ConnectionHeader connection_header();
+  void set_deadline(Phase p);
+  asio::awaitable<bool> flush();
+  asio::awaitable<void> linger();
+  bool idle_between_requests() const noexcept;
+
+  Worker& worker_;
+  std::shared_ptr<ListenerState> listener_;
+  tcp::socket socket_;
+  std::list<Connection*>::iterator self_;
+  std::shared_ptr<const pipeline::Snapshot> snapshot_;
+  http::H1RequestParser parser_;
+  std::unique_ptr<char[]> buf_;
+  std::size_t cap_ = 0, begin_ = 0, end_ = 0;
+  Pending pending_;
+  std::string scratch_;
+  std::vector<Segment> segments_;
+  std::vector<asio::const_buffer> iov_;
+  std::string client_;                 // "ip:port", filled on first access-log line
+  Phase phase_ = Phase::idle;
+  Timeout timed_out_ = Timeout::none;
+  bool close_after_write_ = false;
+  bool linger_on_close_ = false;
+  std::chrono::steady_clock::time_point deadline_;
+  std::chrono::steady_clock::time_point header_start_;
+};
+
+}  // namespace virex::server

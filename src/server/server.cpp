@@ -1,0 +1,360 @@
+// The control plane: load + validate config, build snapshots, bind listener sockets (one SO_REUSEPORT
+// socket per worker per listener), start workers, and handle signals — SIGHUP reload (validated first,
+// applied to every worker before READY=1), SIGTERM/SIGINT bounded drain, SIGUSR1 log reopen.
+// Runs on the main thread's own io_context; never touches a worker's state except by posting.
+#include <virex/server/server.hpp>
+
+#include "systemd.hpp"
+#include "worker.hpp"
+
+#include <virex/config/loader.hpp>
+#include <virex/observe/access_log.hpp>
+#include <virex/observe/metrics.hpp>
+#include <virex/pipeline/snapshot.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace virex::server {
+namespace {
+
+std::optional<std::string> read_file(const std::string& path, std::string& error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = "cannot read " + path + ": " + std::strerror(errno);
+    return std::nullopt;
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Relative `respond.file` paths are relative to the config file's directory.
+pipeline::FileReader file_reader_for(const std::string& config_path) {
+  std::string dir = ".";
+  if (const auto slash = config_path.rfind('/'); slash != std::string::npos) dir = config_path.substr(0, slash);
+  if (dir.empty()) dir = "/";
+  return [dir](const std::string& p, std::string& error) {
+    return read_file(!p.empty() && p[0] == '/' ? p : dir + "/" + p, error);
+  };
+}
+
+struct Loaded {
+  std::shared_ptr<const pipeline::Snapshot> snapshot;
+  std::vector<std::string> errors;
+};
+
+Loaded load_snapshot(const std::string& path, std::uint64_t generation) {
+  Loaded out;
+  std::string why;
+  const auto text = read_file(path, why);
+  if (!text) {
+    out.errors.push_back(path + ": " + why);
+    return out;
+  }
+  auto res = config::load(*text, path);
+  for (const auto& e : res.errors) out.errors.push_back(e.to_string());
+  if (!res.config) return out;
+  std::vector<pipeline::BuildError> build_errors;
+  out.snapshot = pipeline::build_snapshot(std::move(*res.config), generation, file_reader_for(path), build_errors);
+  for (const auto& e : build_errors)
+    out.errors.push_back(config::Error{e.location, e.key, e.reason}.to_string());
+  return out;
+}
+
+std::string listener_key(const config::Listener& l) {
+  return l.name + "|" + l.host + "|" + std::to_string(l.port) + "|" + (l.admin ? "admin" : "public");
+}
+
+class Server {
+ public:
+  explicit Server(Options opts) : opts_(std::move(opts)), signals_(ioc_), drain_timer_(ioc_) {}
+
+  int run();
+
+ private:
+  // Binds one listening socket per worker for `l`; on failure closes what it opened and says why.
+  bool bind_all(const config::Listener& l, std::vector<std::vector<ListenerSocket>>& per_worker, std::string& error);
+  void wait_signal();
+  void reload();
+  void drain();
+  void finish();
+  std::shared_ptr<observe::AccessLog> access_log_for(const config::AccessLog& cfg, std::string& error);
+
+  Options opts_;
+  asio::io_context ioc_{1};
+  asio::signal_set signals_;
+  asio::steady_timer drain_timer_;
+  std::unique_ptr<observe::Registry> registry_;
+  std::atomic<bool> ready_{false};
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::thread> threads_;
+  std::shared_ptr<const pipeline::Snapshot> current_;
+  std::shared_ptr<observe::AccessLog> access_log_;
+  config::AccessLog access_log_cfg_;
+  std::uint64_t generation_ = 0;
+  bool reloading_ = false, reload_again_ = false, draining_ = false;
+  unsigned drained_ = 0;
+  observe::CounterRef reload_ok_, reload_failed_;
+  int exit_code_ = 0;
+};
+
+bool Server::bind_all(const config::Listener& l, std::vector<std::vector<ListenerSocket>>& per_worker,
+                      std::string& error) {
+  boost::system::error_code ec;
+  const auto addr = asio::ip::make_address(l.host, ec);
+  if (ec) {
+    error = "listener " + l.name + ": bad address " + l.host;
+    return false;
+  }
+  std::vector<int> opened;
+  for (std::size_t w = 0; w < workers_.size(); ++w) {
+    tcp::acceptor a(ioc_);
+    const tcp::endpoint ep(addr, l.port);
+    a.open(ep.protocol(), ec);
+    if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) {
+      int one = 1;
+      if (::setsockopt(a.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        ec = boost::system::error_code(errno, boost::system::system_category());
+    }
+    if (!ec && addr.is_v6()) a.set_option(asio::ip::v6_only(true), ec);
+    if (!ec) a.bind(ep, ec);
+    if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      error = "listener " + l.name + " (" + l.host + ":" + std::to_string(l.port) + "): " + ec.message();
+      for (int fd : opened) ::close(fd);
+      return false;
+    }
+    const int fd = a.release(ec);
+    opened.push_back(fd);
+    per_worker[w].push_back(ListenerSocket{listener_key(l), l.name, l.admin, addr.is_v6(), fd});
+  }
+  return true;
+}
+
+std::shared_ptr<observe::AccessLog> Server::access_log_for(const config::AccessLog& cfg, std::string& error) {
+  if (access_log_ && cfg.path == access_log_cfg_.path && cfg.format == access_log_cfg_.format) return access_log_;
+  if (cfg.path.empty()) return nullptr;
+  std::shared_ptr<observe::AccessLog> log = observe::AccessLog::open(cfg, error);
+  return log;
+}
+
+int Server::run() {
+  auto loaded = load_snapshot(opts_.config_path, ++generation_);
+  if (!loaded.snapshot) {
+    for (const auto& e : loaded.errors) std::cerr << e << "\n";
+    return 1;
+  }
+  const config::Config& cfg = loaded.snapshot->config;
+  observe::init_logging(cfg.observability.log_level);
+
+  unsigned n = cfg.node.workers ? cfg.node.workers : std::max(1u, std::thread::hardware_concurrency());
+  registry_ = std::make_unique<observe::Registry>(n + 1);
+  const auto control = registry_->shard(n);
+  control.gauge(registry_->gauge("virex_build_info", "Build information (always 1).", {{"version", opts_.version}})).add(1);
+  reload_ok_ = control.counter(registry_->counter("virex_config_reloads_total", "Configuration reloads.", {{"result", "ok"}}));
+  reload_failed_ =
+      control.counter(registry_->counter("virex_config_reloads_total", "Configuration reloads.", {{"result", "failed"}}));
+
+  for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, Shared{registry_.get(), &ready_}));
+
+  std::vector<std::vector<ListenerSocket>> sockets(n);
+  for (const auto& l : cfg.listeners) {
+    std::string error;
+    if (!bind_all(l, sockets, error)) {
+      spdlog::critical("{}", error);
+      observe::shutdown_logging();
+      return 1;
+    }
+  }
+  std::string log_error;
+  access_log_ = access_log_for(cfg.observability.access_log, log_error);
+  if (!log_error.empty()) {
+    spdlog::critical("access log: {}", log_error);
+    observe::shutdown_logging();
+    return 1;
+  }
+  access_log_cfg_ = cfg.observability.access_log;
+  current_ = loaded.snapshot;
+
+  for (unsigned i = 0; i < n; ++i) {
+    workers_[i]->post_install(current_, access_log_, std::move(sockets[i]), {}, [] {});
+    threads_.emplace_back([w = workers_[i].get()] { w->run(); });
+  }
+  signals_.add(SIGHUP);
+  signals_.add(SIGTERM);
+  signals_.add(SIGINT);
+  signals_.add(SIGUSR1);
+  wait_signal();
+  // Workers have their sockets queued; READY once each has installed them.
+  auto remaining = std::make_shared<unsigned>(n);
+  for (auto& w : workers_) {
+    asio::post(w->io(), [this, remaining] {
+      asio::post(ioc_, [this, remaining] {
+        if (--*remaining == 0) {
+          ready_ = true;
+          spdlog::info("virex-edge {} ready: {} workers, {} listeners, {} routes", opts_.version, workers_.size(),
+                       current_->config.listeners.size(), current_->config.routes.size());
+          systemd::notify("READY=1\nSTATUS=serving");
+        }
+      });
+    });
+  }
+  ioc_.run();
+  for (auto& t : threads_) t.join();
+  if (access_log_) access_log_->flush();
+  spdlog::info("virex-edge stopped");
+  observe::shutdown_logging();
+  return exit_code_;
+}
+
+void Server::wait_signal() {
+  signals_.async_wait([this](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    switch (sig) {
+      case SIGHUP:
+        if (reloading_) reload_again_ = true;
+        else reload();
+        break;
+      case SIGUSR1:
+        spdlog::info("SIGUSR1: reopening log files");
+        if (access_log_) access_log_->reopen();
+        break;
+      default:
+        drain();
+        break;
+    }
+    if (!draining_) wait_signal();
+  });
+}
+
+void Server::reload() {
+  if (draining_) return;
+  systemd::notify_reloading();
+  auto loaded = load_snapshot(opts_.config_path, generation_ + 1);
+  auto fail = [this](const std::vector<std::string>& why) {
+    for (const auto& e : why) spdlog::error("reload rejected: {}", e);
+    reload_failed_.inc();
+    systemd::notify("READY=1\nSTATUS=serving (last reload failed)");
+  };
+  if (!loaded.snapshot) return fail(loaded.errors);
+  const config::Config& next = loaded.snapshot->config;
+  if (next.node.workers && next.node.workers != workers_.size())
+    spdlog::warn("reload: node.workers changed to {}; takes effect on restart", next.node.workers);
+
+  // Listener diff by identity (name, address, admin): new ones are bound here, before anything changes.
+  std::map<std::string, const config::Listener*> old_set, new_set;
+  for (const auto& l : current_->config.listeners) old_set[listener_key(l)] = &l;
+  for (const auto& l : next.listeners) new_set[listener_key(l)] = &l;
+  std::vector<std::vector<ListenerSocket>> add(workers_.size());
+  std::vector<std::string> remove;
+  for (const auto& [key, l] : old_set)
+    if (!new_set.count(key)) remove.push_back(key);
+  // A listener whose address moves to another name: close the old one first so the bind succeeds.
+  // (Closing happens in the workers; the bind below could race it, so such a rename fails cleanly instead.)
+  for (const auto& [key, l] : new_set) {
+    if (old_set.count(key)) continue;
+    std::string error;
+    if (!bind_all(*l, add, error)) {
+      for (auto& per : add)
+        for (auto& s : per) ::close(s.fd);
+      return fail({error});
+    }
+  }
+  std::string log_error;
+  auto log = access_log_for(next.observability.access_log, log_error);
+  if (!log_error.empty()) {
+    for (auto& per : add)
+      for (auto& s : per) ::close(s.fd);
+    return fail({"access log: " + log_error});
+  }
+
+  ++generation_;
+  current_ = loaded.snapshot;
+  access_log_ = log;
+  access_log_cfg_ = next.observability.access_log;
+  observe::set_log_level(next.observability.log_level);
+  reloading_ = true;
+  auto remaining = std::make_shared<std::size_t>(workers_.size());
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    workers_[i]->post_install(current_, access_log_, std::move(add[i]), remove, [this, remaining] {
+      asio::post(ioc_, [this, remaining] {
+        if (--*remaining) return;
+        reloading_ = false;
+        reload_ok_.inc();
+        spdlog::info("reload: generation {} serving ({} routes)", generation_, current_->config.routes.size());
+        systemd::notify("READY=1\nSTATUS=serving");
+        if (reload_again_) {
+          reload_again_ = false;
+          reload();
+        }
+      });
+    });
+  }
+}
+
+void Server::drain() {
+  if (draining_) return;
+  draining_ = true;
+  ready_ = false;
+  systemd::notify("STOPPING=1");
+  const auto deadline = current_->config.limits.drain_timeout;
+  spdlog::info("draining: up to {} ms", deadline.count());
+  boost::system::error_code ec;
+  signals_.cancel(ec);
+  for (auto& w : workers_) {
+    w->post_drain([this] {
+      asio::post(ioc_, [this] {
+        if (++drained_ == workers_.size()) finish();
+      });
+    });
+  }
+  drain_timer_.expires_after(deadline);
+  drain_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    spdlog::warn("drain deadline reached; closing remaining connections");
+    for (auto& w : workers_) w->io().stop();
+    finish();
+  });
+}
+
+void Server::finish() {
+  drain_timer_.cancel();
+  signals_.clear();
+  ioc_.stop();
+}
+
+}  // namespace
+
+int run(const Options& opts) {
+  Server s(opts);
+  return s.run();
+}
+
+int check_config(const std::string& path, std::ostream& out, std::ostream& err) {
+  auto loaded = load_snapshot(path, 1);
+  if (!loaded.snapshot) {
+    for (const auto& e : loaded.errors) err << e << "\n";
+    return 1;
+  }
+  out << path << ": ok\n";
+  return 0;
+}
+
+}  // namespace virex::server

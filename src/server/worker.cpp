@@ -1,0 +1,183 @@
+// Worker thread: accept loops, connection registry (the task group drain waits on), the 250 ms tick
+// that refreshes the Date line and enforces connection deadlines, and snapshot installation.
+#include "worker.hpp"
+
+#include "connection.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <spdlog/spdlog.h>
+
+namespace virex::server {
+namespace {
+constexpr auto kTick = std::chrono::milliseconds(250);
+constexpr auto token = asio::as_tuple(asio::use_awaitable);
+
+// Accepts until the acceptor closes. Suspends in async_accept; keeps `l` alive.
+asio::awaitable<void> accept_loop(Worker* w, std::shared_ptr<ListenerState> l) {
+  asio::steady_timer backoff(w->io());
+  while (l->acceptor.is_open()) {
+    auto [ec, sock] = co_await l->acceptor.async_accept(token);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !l->acceptor.is_open()) break;
+      // EMFILE/ENFILE/ENOBUFS: the backlog keeps the connection; try again shortly rather than spin.
+      spdlog::warn("listener {}: accept: {}", l->name, ec.message());
+      backoff.expires_after(std::chrono::milliseconds(100));
+      co_await backoff.async_wait(token);
+      continue;
+    }
+    if (w->draining()) break;
+    boost::system::error_code ignored;
+    sock.set_option(tcp::no_delay(true), ignored);
+    asio::co_spawn(w->io(), Connection::run(new Connection(*w, l, std::move(sock))), asio::detached);
+  }
+}
+}  // namespace
+
+Worker::Worker(unsigned id, Shared shared)
+    : id_(id),
+      shared_(shared),
+      shard_(shared.registry->shard(id)),
+      ioc_(1),
+      ticker_(ioc_) {
+  admin_ctx_.registry = shared.registry;
+  admin_ctx_.ready = shared.ready;
+  for (std::size_t i = 0; i < http::kParseErrorCount; ++i) {
+    const auto e = static_cast<http::ParseError>(i);
+    if (e == http::ParseError::none) continue;
+    parse_errors_[i] = shard_.counter(shared.registry->counter(
+        "virex_http_parse_errors_total", "Requests rejected as malformed, by reason.",
+        {{"reason", std::string(http::to_string(e))}}));
+  }
+  now_ = std::chrono::steady_clock::now();
+}
+
+Worker::~Worker() = default;
+
+void Worker::run() {
+  tick();
+  ioc_.run();
+}
+
+void Worker::tick() {
+  now_ = std::chrono::steady_clock::now();
+  date_.refresh(std::time(nullptr));
+  for (Connection* c : connections_) c->on_tick(now_);
+  if (draining_ && connections_.empty()) return;  // nothing left to watch: let run() return
+  ticker_.expires_after(kTick);
+  ticker_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) tick();
+  });
+}
+
+std::list<Connection*>::iterator Worker::attach(Connection* c) {
+  connections_.push_front(c);
+  return connections_.begin();
+}
+
+void Worker::detach(std::list<Connection*>::iterator it) {
+  connections_.erase(it);
+  if (draining_) check_drained();
+}
+
+RouteSeries& Worker::route_series(ListenerState& l, const pipeline::Snapshot& s, std::uint32_t idx) {
+  if (l.routes_generation != s.generation) {
+    l.routes.assign(s.routes.routes().size() + 1, RouteSeries{});
+    l.routes_generation = s.generation;
+  }
+  RouteSeries& r = l.routes[idx];
+  if (!r.duration.valid()) {
+    auto& reg = *shared_.registry;
+    const std::string route = idx < s.routes.routes().size() ? s.routes.routes()[idx].name : "none";
+    static constexpr std::string_view kClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+    for (std::size_t i = 0; i < 5; ++i)
+      r.by_class[i] = shard_.counter(reg.counter("virex_http_requests_total", "HTTP requests answered.",
+                                                 {{"listener", l.name}, {"route", route},
+                                                  {"status_class", std::string(kClasses[i])}}));
+    r.duration = shard_.histogram(reg.histogram("virex_http_request_duration_seconds",
+                                                "Time from a request's head to its response being queued.",
+                                                {{"listener", l.name}, {"route", route}},
+                                                observe::default_latency_buckets(), 1e-9));
+  }
+  return r;
+}
+
+void Worker::post_install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared_ptr<observe::AccessLog> log,
+                          std::vector<ListenerSocket> add, std::vector<std::string> remove,
+                          std::function<void()> done) {
+  asio::post(ioc_, [this, snap = std::move(snap), log = std::move(log), add = std::move(add),
+                    remove = std::move(remove), done = std::move(done)]() mutable {
+    install(std::move(snap), std::move(log), std::move(add), remove);
+    done();
+  });
+}
+
+void Worker::install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared_ptr<observe::AccessLog> log,
+                     std::vector<ListenerSocket> add, const std::vector<std::string>& remove) {
+  snapshot_ = std::move(snap);
+  access_log_ = std::move(log);
+  for (const std::string& key : remove) {
+    for (auto it = listeners_.begin(); it != listeners_.end();) {
+      if ((*it)->key == key) {
+        boost::system::error_code ec;
+        (*it)->acceptor.close(ec);  // the accept loop ends; its connections keep the state alive
+        it = listeners_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (ListenerSocket& s : add) adopt(std::move(s));
+}
+
+void Worker::adopt(ListenerSocket s) {
+  auto l = std::make_shared<ListenerState>(ioc_);
+  l->key = s.key;
+  l->name = s.name;
+  l->admin = s.admin;
+  boost::system::error_code ec;
+  l->acceptor.assign(s.v6 ? tcp::v6() : tcp::v4(), s.fd, ec);
+  if (ec) {
+    spdlog::error("worker {}: listener {}: {}", id_, s.name, ec.message());
+    ::close(s.fd);
+    return;
+  }
+  auto& reg = *shared_.registry;
+  const observe::Labels labels{{"listener", s.name}};
+  l->open = shard_.gauge(reg.gauge("virex_http_connections_open", "Open client connections.", labels));
+  l->accepted = shard_.counter(reg.counter("virex_http_connections_total", "Accepted client connections.", labels));
+  l->bytes_in = shard_.counter(reg.counter("virex_http_received_bytes_total", "Bytes read from clients.", labels));
+  l->bytes_out = shard_.counter(reg.counter("virex_http_sent_bytes_total", "Bytes written to clients.", labels));
+  listeners_.push_back(l);
+  asio::co_spawn(ioc_, accept_loop(this, std::move(l)), asio::detached);
+}
+
+void Worker::post_drain(std::function<void()> drained) {
+  asio::post(ioc_, [this, drained = std::move(drained)]() mutable {
+    draining_ = true;
+    drained_ = std::move(drained);
+    for (auto& l : listeners_) {
+      boost::system::error_code ec;
+      l->acceptor.close(ec);
+    }
+    listeners_.clear();
+    // Copy: on_drain() may not remove synchronously, but be safe against iterator invalidation anyway.
+    std::vector<Connection*> now(connections_.begin(), connections_.end());
+    for (Connection* c : now) c->on_drain();
+    check_drained();
+  });
+}
+
+void Worker::check_drained() {
+  if (!draining_ || !connections_.empty() || !drained_) return;
+  auto cb = std::move(drained_);
+  drained_ = nullptr;
+  ticker_.cancel();
+  cb();
+}
+
+}  // namespace virex::server

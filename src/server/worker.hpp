@@ -1,0 +1,118 @@
+// A worker: one thread, one single-threaded io_context, its own SO_REUSEPORT acceptor per listener, and
+// every connection it accepts (a connection never leaves its worker). The control thread talks to a
+// worker only by posting owned data (install / drain); the worker answers by posting back.
+#pragma once
+
+#include <virex/admin/admin.hpp>
+#include <virex/core/http_date.hpp>
+#include <virex/observe/access_log.hpp>
+#include <virex/observe/metrics.hpp>
+#include <virex/pipeline/snapshot.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <chrono>
+#include <functional>
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace virex::server {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+class Connection;
+
+// Per-request series of one (listener, route) pair in this worker, registered on first use.
+struct RouteSeries {
+  std::array<observe::CounterRef, 5> by_class;  // 1xx … 5xx
+  observe::HistogramRef duration;
+};
+
+// A listener as one worker sees it: its acceptor and its series.
+struct ListenerState {
+  std::string key;             // name|address|admin — identity across reloads
+  std::string name;
+  bool admin = false;
+  tcp::acceptor acceptor;
+  observe::CounterRef open, accepted, bytes_in, bytes_out;
+  std::vector<RouteSeries> routes;  // index = route index; last = "none"; cleared on snapshot change
+  std::uint64_t routes_generation = 0;
+
+  explicit ListenerState(asio::io_context& ioc) : acceptor(ioc) {}
+};
+
+// A bound, listening socket handed from the control thread to one worker.
+struct ListenerSocket {
+  std::string key, name;
+  bool admin = false;
+  bool v6 = false;
+  int fd = -1;
+};
+
+struct Shared {  // owned by the server; outlives every worker
+  observe::Registry* registry = nullptr;
+  std::atomic<bool>* ready = nullptr;
+};
+
+class Worker {
+ public:
+  Worker(unsigned id, Shared shared);
+  ~Worker();
+
+  asio::io_context& io() noexcept { return ioc_; }
+  unsigned id() const noexcept { return id_; }
+
+  // Control thread → worker. `done` is invoked on the worker thread after the change is in place.
+  void post_install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared_ptr<observe::AccessLog> log,
+                    std::vector<ListenerSocket> add, std::vector<std::string> remove, std::function<void()> done);
+  // Stop accepting, close idle connections, let in-flight ones finish; `drained` runs (worker thread)
+  // once no connection is left.
+  void post_drain(std::function<void()> drained);
+  void run();  // the thread's body
+
+  // ---- used by connections (worker thread only) ----
+  const std::shared_ptr<const pipeline::Snapshot>& snapshot() const noexcept { return snapshot_; }
+  observe::AccessLog* access_log() const noexcept { return access_log_.get(); }
+  std::string_view date_line() const noexcept { return date_.line(); }
+  std::chrono::steady_clock::time_point coarse_now() const noexcept { return now_; }
+  bool draining() const noexcept { return draining_; }
+  const admin::Context& admin_context() const noexcept { return admin_ctx_; }
+  RouteSeries& route_series(ListenerState& l, const pipeline::Snapshot& s, std::uint32_t route_index);
+  void count_parse_error(http::ParseError e) { parse_errors_[static_cast<std::size_t>(e)].inc(); }
+
+  std::list<Connection*>::iterator attach(Connection* c);
+  void detach(std::list<Connection*>::iterator it);
+
+ private:
+  void install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared_ptr<observe::AccessLog> log,
+               std::vector<ListenerSocket> add, const std::vector<std::string>& remove);
+  void adopt(ListenerSocket s);
+  void tick();
+  void check_drained();
+
+  unsigned id_;
+  Shared shared_;
+  observe::Shard shard_;
+  admin::Context admin_ctx_;
+  std::shared_ptr<const pipeline::Snapshot> snapshot_;
+  std::shared_ptr<observe::AccessLog> access_log_;
+  std::list<std::shared_ptr<ListenerState>> listeners_;
+  std::list<Connection*> connections_;
+  std::array<observe::CounterRef, http::kParseErrorCount> parse_errors_;
+  core::DateLine date_;
+  std::chrono::steady_clock::time_point now_;
+  bool draining_ = false;
+  std::function<void()> drained_;
+  // Declared after the state above on purpose: destroying the io_context destroys suspended connection
+  // coroutines, whose destructors still detach from connections_ and touch their listener state.
+  asio::io_context ioc_;
+  asio::steady_timer ticker_;
+};
+
+}  // namespace virex::server
