@@ -196,7 +196,8 @@ ParseError from_beast(const error_code& ec) noexcept {
   if (ec == E::bad_content_length || ec == E::multiple_content_length) return ParseError::bad_content_length;
   if (ec == E::bad_transfer_encoding) return ParseError::conflicting_framing;
   if (ec == E::bad_chunk || ec == E::bad_chunk_extension) return ParseError::bad_chunk;
-  if (ec == E::bad_method || ec == E::bad_target || ec == E::bad_version) return ParseError::bad_request_line;
+  if (ec == E::bad_version) return ParseError::bad_version;
+  if (ec == E::bad_method || ec == E::bad_target) return ParseError::bad_request_line;
   if (ec == E::bad_line_ending) return ParseError::bad_header_chars;
   return ParseError::bad_header;
 }

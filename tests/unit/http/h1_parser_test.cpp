@@ -159,8 +159,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"missing_host", "GET / HTTP/1.1\r\nX: y\r\n\r\n", ParseError::missing_host, 400},
         BadCase{"duplicate_host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", ParseError::duplicate_host, 400},
         BadCase{"bad_version", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", ParseError::bad_version, 505},
-        BadCase{"garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", ParseError::bad_request_line, 400}),
+        BadCase{"garbage", "\x16\x03\x01\x02\x01\x01\x01\x01\xfc\x03\x03\r\n\r\n", ParseError::bad_request_line, 400}),
     [](const auto& info) { return std::string(info.param.name); });
+
+void PrintTo(const BadCase& c, std::ostream* os) { *os << c.name; }
 
 }  // namespace
 }  // namespace virex::http

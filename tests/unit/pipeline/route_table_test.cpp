@@ -47,6 +47,8 @@ struct Case {
   std::string want;  // route name, "404" or "405:<Allow>"
 };
 
+void PrintTo(const Case& c, std::ostream* os) { *os << c.method_text << " " << c.host << c.path; }
+
 class RouteMatching : public ::testing::TestWithParam<Case> {};
 
 TEST_P(RouteMatching, FirstMatchInOrder) {
@@ -92,12 +94,13 @@ TEST(RouteTable, Captures) {
 
 TEST(RouteTable, ManyRoutesPickLowestIndex) {
   std::vector<config::Route> routes;
-  for (int i = 0; i < 10000; ++i) routes.push_back(route("p" + std::to_string(i), K::prefix, "/p/" + std::to_string(i)));
+  for (int i = 0; i < 10000; ++i) routes.push_back(route("p" + std::to_string(i), K::prefix, "/p/" + std::to_string(i) + "/"));
   routes.insert(routes.begin() + 5000, route("catch", K::prefix, "/p/"));
   const RouteTable t = table(routes);
   EXPECT_EQ(t.match("h", "/p/42/x", http::Method::get, "GET").route->name, "p42");
   EXPECT_EQ(t.match("h", "/p/7000", http::Method::get, "GET").route->name, "catch");
-  EXPECT_EQ(t.match("h", "/p/4999", http::Method::get, "GET").route->name, "p4999");
+  EXPECT_EQ(t.match("h", "/p/7000/", http::Method::get, "GET").route->name, "catch");
+  EXPECT_EQ(t.match("h", "/p/4999/", http::Method::get, "GET").route->name, "p4999");
 }
 
 TEST(RouteTable, FileBodyErrorsAreReported) {
