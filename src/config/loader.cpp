@@ -4,6 +4,7 @@
 #include <virex/config/loader.hpp>
 
 #include <arpa/inet.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <initializer_list>
 #include <limits>
 #include <map>
+#include <sstream>
 
 namespace virex::config {
 namespace {
@@ -133,9 +135,11 @@ class Walker {
   // Where `node` stood; `fallback` when yaml-cpp has no mark or the node is null (a null value is marked at the
   // next token, often on the next line, so its key is the better place to point at).
   Location locate(const YAML::Node& node, const Location& fallback) const {
-    const YAML::Mark mark = node.Mark();
-    if (mark.is_null() || node.IsNull()) return fallback;
-    return {source_, mark.line + 1, mark.column + 1};
+    return node.IsNull() ? fallback : locate(node.Mark(), fallback);
+  }
+  Location locate(const YAML::Mark& mark, const Location& fallback) const {
+    if (mark.is_null()) return fallback;
+    return {source_, mark.line + 1, mark.column + 1};  // yaml-cpp marks are 0-based
   }
 
   void fail(Location at, std::string key, std::string reason) {
@@ -650,6 +654,33 @@ void read_observability(Walker& w, const Field& field, Observability& observabil
   });
 }
 
+// Remembers where each document of a stream starts; all other parser events are ignored.
+class DocumentStarts final : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { last = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  YAML::Mark last = YAML::Mark::null_mark();
+};
+
+// Where a second document starts when `yaml` holds more than one. Parses at most two documents: YAML::LoadAll
+// would loop forever, allocating, on a stray "," at the top level (yaml-cpp 0.7, jbeder/yaml-cpp#1040).
+std::optional<YAML::Mark> second_document(const std::string& yaml) {
+  std::istringstream in(yaml);
+  YAML::Parser parser(in);
+  DocumentStarts starts;
+  if (!parser.HandleNextDocument(starts) || !parser.HandleNextDocument(starts)) return std::nullopt;
+  return starts.last;
+}
+
 void read_config(Walker& w, const Field& root, Config& config) {
   if (root.node.IsNull()) return w.fail(root, "the document is empty (at least one listener is required)");
   if (!root.node.IsMap()) return w.fail(root, "expected a mapping at the top level");
@@ -674,20 +705,18 @@ LoadResult load(std::string_view yaml, std::string source) {
   LoadResult result;
   Walker w(source, result.errors);
   try {
-    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
-    if (documents.size() > 1) {
-      w.fail(w.locate(documents[1], w.start()), "", "expected a single YAML document");
+    const std::string text(yaml);
+    const YAML::Node root = YAML::Load(text);
+    if (const auto second = second_document(text)) {
+      w.fail(w.locate(*second, w.start()), "", "expected a single YAML document (another one starts here)");
     } else {
       Config config;
       config.source = source;
-      const YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
       read_config(w, Field{root, "", w.locate(root, w.start())}, config);
       if (result.errors.empty()) result.config = std::move(config);
     }
   } catch (const YAML::Exception& e) {
-    // yaml-cpp marks are 0-based.
-    const Location at = e.mark.is_null() ? w.start() : Location{source, e.mark.line + 1, e.mark.column + 1};
-    w.fail(at, "", e.msg);
+    w.fail(w.locate(e.mark, w.start()), "", e.msg);
   } catch (const std::exception& e) {  // bad_alloc and the like: still a list of errors, never a throw
     w.fail(w.start(), "", e.what());
   }

@@ -324,7 +324,7 @@ std::string format_combined(const AccessRecord& r) {
   out += "\" ";
   append_uint(out, r.status);
   out += ' ';
-  append_uint(out, r.bytes_out);
+  append_uint(out, r.body_bytes);
   out += ' ';
   append_quoted_or_dash(out, r.referer);
   out += ' ';
@@ -363,6 +363,7 @@ std::string format_json(const AccessRecord& r) {
   append_json_number(out, "status", r.status);
   append_json_number(out, "bytes_in", r.bytes_in);
   append_json_number(out, "bytes_out", r.bytes_out);
+  append_json_number(out, "body_bytes", r.body_bytes);
   out += ",\"duration_s\":";
   append_seconds(out, r.duration);
   append_json_field(out, "route", r.route);

@@ -65,8 +65,11 @@ void Connection::on_tick(std::chrono::steady_clock::time_point now) {
   socket_.cancel(ec);
 }
 
-bool Connection::idle_between_requests() const noexcept {
-  return phase_ == Phase::idle && begin_ == end_ && !parser_.in_message();
+bool Connection::idle_between_requests() noexcept {
+  if (phase_ != Phase::idle || begin_ != end_ || parser_.in_message()) return false;
+  // Bytes the kernel holds but we have not read yet are the start of a request: not idle.
+  boost::system::error_code ec;
+  return socket_.available(ec) == 0 && !ec;
 }
 
 void Connection::on_drain() {
@@ -98,6 +101,8 @@ asio::awaitable<void> Connection::run(Connection* raw) {
         if (c.linger_on_close_) co_await c.linger();
         break;
       }
+      // Draining began while this connection was busy (on_drain() passed it over): once it is idle, close.
+      if (c.worker_.draining() && c.idle_between_requests()) break;
       if (c.end_ == c.cap_) {  // only while a head is incomplete and the buffer below the head limit
         const std::size_t ncap = c.cap_ * 2;
         std::unique_ptr<char[]> nbuf(new char[ncap]);
@@ -118,7 +123,8 @@ asio::awaitable<void> Connection::run(Connection* raw) {
           http::append_simple_response(c.scratch_, 408, c.worker_.date_line(), "request header timeout\n",
                                        http::ConnectionHeader::close, false);
           c.add_scratch(from);
-          c.finish_request(408, c.scratch_.size() - from, "header_timeout");
+          const std::size_t n = c.scratch_.size() - from;
+          c.finish_request(408, n, n - (c.scratch_.find("\r\n\r\n", from) + 4 - from), "header_timeout");
           c.timed_out_ = Timeout::none;
           co_await c.flush();
         }
@@ -269,7 +275,7 @@ void Connection::on_complete() {
   const http::ConnectionHeader conn = connection_header();
   const std::string_view date = worker_.date_line();
   unsigned status;
-  std::size_t bytes_out;
+  std::size_t bytes_out, body_bytes = 0;
   if (p.route) {
     const http::PreparedResponse& r = p.route->response;
     add_static(r.head);
@@ -280,6 +286,7 @@ void Connection::on_complete() {
     if (!head_only && !r.body.empty()) {
       add_static(r.body);
       bytes_out += r.body.size();
+      body_bytes = r.body.size();
     }
     status = r.status;
   } else {
@@ -296,8 +303,9 @@ void Connection::on_complete() {
     }
     add_scratch(from);
     bytes_out = scratch_.size() - from;
+    body_bytes = head_only ? 0 : scratch_.size() - (scratch_.find("\r\n\r\n", from) + 4);
   }
-  finish_request(status, bytes_out, {});
+  finish_request(status, bytes_out, body_bytes, {});
   parser_.next();
 }
 
@@ -311,10 +319,11 @@ void Connection::on_error(http::ParseError e) {
   add_scratch(from);
   close_after_write_ = true;
   linger_on_close_ = true;  // the client may still be sending: read a little so it sees the response
-  finish_request(status, scratch_.size() - from, http::to_string(e));
+  finish_request(status, scratch_.size() - from, http::describe(e).size(), http::to_string(e));
 }
 
-void Connection::finish_request(unsigned status, std::size_t bytes_out, std::string_view error) {
+void Connection::finish_request(unsigned status, std::size_t bytes_out, std::size_t body_bytes,
+                                std::string_view error) {
   const pipeline::Snapshot& s = *snapshot_;
   const std::uint32_t idx = pending_.route ? pending_.route->index : static_cast<std::uint32_t>(s.routes.routes().size());
   RouteSeries& series = worker_.route_series(*listener_, s, idx);
@@ -323,12 +332,13 @@ void Connection::finish_request(unsigned status, std::size_t bytes_out, std::str
   const auto now = std::chrono::steady_clock::now();
   const auto start = pending_.start.time_since_epoch().count() ? pending_.start : now;
   series.duration.observe(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count()));
-  if (worker_.access_log()) log_access(status, bytes_out, error);
+  if (worker_.access_log()) log_access(status, bytes_out, body_bytes, error);
   pending_.start = {};
   pending_.text.clear();
 }
 
-void Connection::log_access(unsigned status, std::size_t bytes_out, std::string_view error) {
+void Connection::log_access(unsigned status, std::size_t bytes_out, std::size_t body_bytes,
+                            std::string_view error) {
   if (client_.empty()) {
     boost::system::error_code ec;
     const auto ep = socket_.remote_endpoint(ec);
@@ -356,6 +366,7 @@ void Connection::log_access(unsigned status, std::size_t bytes_out, std::string_
   r.status = status;
   r.bytes_in = p.bytes_in;
   r.bytes_out = bytes_out;
+  r.body_bytes = body_bytes;
   r.duration = p.start.time_since_epoch().count() ? std::chrono::steady_clock::now() - p.start
                                                   : std::chrono::nanoseconds(0);
   r.route = p.route ? std::string_view(p.route->name) : std::string_view{};

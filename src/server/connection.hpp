@@ -60,15 +60,15 @@ class Connection {
   void on_head();
   void on_complete();
   void on_error(http::ParseError e);
-  void finish_request(unsigned status, std::size_t bytes_out, std::string_view error);
-  void log_access(unsigned status, std::size_t bytes_out, std::string_view error);
+  void finish_request(unsigned status, std::size_t bytes_out, std::size_t body_bytes, std::string_view error);
+  void log_access(unsigned status, std::size_t bytes_out, std::size_t body_bytes, std::string_view error);
   void add_static(std::string_view s) { segments_.push_back({s.data(), 0, s.size()}); }
   void add_scratch(std::size_t from) { segments_.push_back({nullptr, from, scratch_.size() - from}); }
   http::ConnectionHeader connection_header();
   void set_deadline(Phase p);
   asio::awaitable<bool> flush();
   asio::awaitable<void> linger();
-  bool idle_between_requests() const noexcept;
+  bool idle_between_requests() noexcept;
 
   Worker& worker_;
   std::shared_ptr<ListenerState> listener_;

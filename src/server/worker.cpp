@@ -42,7 +42,7 @@ Worker::Worker(unsigned id, Shared shared)
     : id_(id),
       shared_(shared),
       shard_(shared.registry->shard(id)),
-      ioc_(1),
+      ioc_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),
       ticker_(ioc_) {
   admin_ctx_.registry = shared.registry;
   admin_ctx_.ready = shared.ready;
@@ -168,6 +168,8 @@ void Worker::post_drain(std::function<void()> drained) {
     // Copy: on_drain() may not remove synchronously, but be safe against iterator invalidation anyway.
     std::vector<Connection*> now(connections_.begin(), connections_.end());
     for (Connection* c : now) c->on_drain();
+    if (!connections_.empty())
+      spdlog::info("worker {}: draining {} busy connection(s)", id_, connections_.size());
     check_drained();
   });
 }

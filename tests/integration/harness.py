@@ -218,7 +218,7 @@ class Daemon:
             raise AssertionError(f"daemon did not exit within {timeout}s; stderr:\n{self.stderr()}")
         return self.returncode
 
-    def stop(self, timeout=DEFAULT_TIMEOUT, sig=signal.SIGTERM):
+    def stop(self, timeout=15.0, sig=signal.SIGTERM):
         """SIGTERM (or SIGINT), waits for STOPPING=1 and the exit; asserts exit code 0 and no sanitizer
         report. Returns the seconds from the signal to the exit."""
         if self.proc is None:

@@ -3,6 +3,7 @@
 # readiness through an abstract NOTIFY_SOCKET.
 import os
 import re
+import shutil
 import signal
 import socket
 import tempfile
@@ -24,6 +25,7 @@ def write(directory, name, text):
 class CliTest(DaemonTestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="virex-cli-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
 
     def assert_clean_exit(self, cp, what):
         self.assertGreaterEqual(cp.returncode, 0, f"{what}: killed by signal {-cp.returncode}\n{cp.stderr}")
@@ -112,7 +114,8 @@ class CliTest(DaemonTestCase):
             s.bind(("127.0.0.1", 0))
             s.listen(1)
             port = s.getsockname()[1]
-            path = write(self.tmp, "taken.yaml", GOOD.replace("$PUBLIC", str(port)).replace("$ADMIN", str(free_port())))
+            text = GOOD.replace("$PUBLIC", str(port)).replace("$ADMIN", str(free_port()))
+            path = write(self.tmp, "taken.yaml", text)
             cp = run_edge("run", "--config", path, timeout=20)
         self.assert_clean_exit(cp, "run")
         self.assertNotEqual(cp.returncode, 0, cp.stderr)

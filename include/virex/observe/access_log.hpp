@@ -23,7 +23,8 @@ struct AccessRecord {
   std::string_view version;                    // "HTTP/1.1"
   unsigned status = 0;
   std::uint64_t bytes_in = 0;                  // request head + body bytes
-  std::uint64_t bytes_out = 0;                 // response bytes queued
+  std::uint64_t bytes_out = 0;                 // response bytes queued (head + body)
+  std::uint64_t body_bytes = 0;                // response body bytes (combined's $body_bytes_sent)
   std::chrono::nanoseconds duration{0};
   std::string_view route;                      // route name, "" when none matched
   std::string_view referer;
