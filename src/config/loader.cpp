@@ -22,7 +22,7 @@ namespace {
 constexpr std::size_t kKiB = 1024;
 constexpr std::size_t kMiB = 1024 * kKiB;
 constexpr std::size_t kNoLimit = std::numeric_limits<std::size_t>::max();
-constexpr std::array<std::string_view, 7> kLogLevels = {"trace", "debug", "info",    "warn",
+constexpr std::array<std::string_view, 7> kLogLevels = {"trace", "debug",    "info", "warn",
                                                         "error", "critical", "off"};
 
 // ---- character classes -------------------------------------------------------------------------------------

@@ -34,7 +34,8 @@ AccessRecord basic() {
   r.version = "HTTP/1.1";
   r.status = 200;
   r.bytes_in = 78;
-  r.bytes_out = 1234;
+  r.bytes_out = 1400;
+  r.body_bytes = 1234;
   r.duration = microseconds{123};
   r.route = "api";
   r.referer = "https://example.com/";
@@ -48,6 +49,7 @@ AccessRecord with_extras() {
   r.target = "/";
   r.status = 502;
   r.bytes_out = 0;
+  r.body_bytes = 0;
   r.duration = nanoseconds{1'500'000'400};
   r.route = "origin";
   r.referer = "";
@@ -97,12 +99,12 @@ TEST(AccessLogFormat, Json) {
   EXPECT_EQ(format_json(basic()),
             "{\"time\":\"2026-12-04T19:49:59.123Z\",\"client\":\"192.0.2.7:51234\",\"method\":\"GET\","
             "\"host\":\"example.com\",\"target\":\"/path?q=1\",\"version\":\"HTTP/1.1\",\"status\":200,"
-            "\"bytes_in\":78,\"bytes_out\":1234,\"duration_s\":0.000123,\"route\":\"api\","
+            "\"bytes_in\":78,\"bytes_out\":1400,\"body_bytes\":1234,\"duration_s\":0.000123,\"route\":\"api\","
             "\"referer\":\"https://example.com/\",\"user_agent\":\"curl/8.0\"}");
   EXPECT_EQ(format_json(with_extras()),
             "{\"time\":\"2026-12-04T19:49:59.123Z\",\"client\":\"[::1]:8080\",\"method\":\"GET\","
             "\"host\":\"example.com\",\"target\":\"/\",\"version\":\"HTTP/1.1\",\"status\":502,"
-            "\"bytes_in\":78,\"bytes_out\":0,\"duration_s\":1.500000,\"route\":\"origin\","
+            "\"bytes_in\":78,\"bytes_out\":0,\"body_bytes\":0,\"duration_s\":1.500000,\"route\":\"origin\","
             "\"referer\":\"\",\"user_agent\":\"\",\"cache\":\"edge=miss\",\"upstream\":\"10.0.0.1:80\","
             "\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"error\":\"upstream_connect\"}");
 }
