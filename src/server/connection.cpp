@@ -95,7 +95,9 @@ asio::awaitable<void> Connection::run(Connection* raw) {
     for (;;) {
       c.process();
       if (!c.segments_.empty()) {
-        if (!co_await c.flush()) break;
+        c.prepare_write();
+        auto [wec, wn] = co_await asio::async_write(c.socket_, c.iov_, token);
+        if (!c.finish_write(wec, wn)) break;
       }
       if (c.close_after_write_) {
         if (c.linger_on_close_) co_await c.linger();
@@ -126,11 +128,14 @@ asio::awaitable<void> Connection::run(Connection* raw) {
           const std::size_t n = c.scratch_.size() - from;
           c.finish_request(408, n, n - (c.scratch_.find("\r\n\r\n", from) + 4 - from), "header_timeout");
           c.timed_out_ = Timeout::none;
-          co_await c.flush();
+          c.prepare_write();
+          auto [wec, wn] = co_await asio::async_write(c.socket_, c.iov_, token);
+          c.finish_write(wec, wn);
         }
         break;
       }
       c.end_ += n;
+      c.batch_time_ = std::chrono::steady_clock::now();
       c.listener_->bytes_in.inc(n);
     }
   } catch (const std::exception& e) {
@@ -141,25 +146,22 @@ asio::awaitable<void> Connection::run(Connection* raw) {
   c.socket_.close(ignored);
 }
 
-asio::awaitable<bool> Connection::flush() {
+void Connection::prepare_write() {
   iov_.clear();
-  std::size_t total = 0;
-  for (const Segment& s : segments_) {
-    iov_.emplace_back(s.data ? s.data : scratch_.data() + s.offset, s.size);
-    total += s.size;
-  }
-  const Phase before = phase_;
+  for (const Segment& s : segments_) iov_.emplace_back(s.data ? s.data : scratch_.data() + s.offset, s.size);
+  phase_before_write_ = phase_;
   set_deadline(Phase::writing);
-  auto [ec, n] = co_await asio::async_write(socket_, iov_, token);
+}
+
+bool Connection::finish_write(const boost::system::error_code& ec, std::size_t n) {
   segments_.clear();
   scratch_.clear();
   listener_->bytes_out.inc(n);
-  if (ec) co_return false;
+  if (ec) return false;
   // Back to waiting: the deadline of the phase we were in (the header clock keeps running).
-  if (before == Phase::header || before == Phase::body) set_deadline(before);
+  if (phase_before_write_ == Phase::header || phase_before_write_ == Phase::body) set_deadline(phase_before_write_);
   else set_deadline(Phase::idle);
-  (void)total;
-  co_return true;
+  return true;
 }
 
 asio::awaitable<void> Connection::linger() {
@@ -238,7 +240,7 @@ void Connection::on_head() {
   p.expect_continue = h.expect_continue && h.version == 11 && h.has_body();
   p.continue_sent = false;
   p.bytes_in = h.head_bytes;
-  p.start = std::chrono::steady_clock::now();
+  p.start = batch_time_;  // the request arrived with the last read
   p.allow.clear();
   if (listener_->admin) {
     p.endpoint = admin::classify(h.path);

@@ -62,11 +62,29 @@ class Connection {
   void on_error(http::ParseError e);
   void finish_request(unsigned status, std::size_t bytes_out, std::size_t body_bytes, std::string_view error);
   void log_access(unsigned status, std::size_t bytes_out, std::size_t body_bytes, std::string_view error);
-  void add_static(std::string_view s) { segments_.push_back({s.data(), 0, s.size()}); }
-  void add_scratch(std::size_t from) { segments_.push_back({nullptr, from, scratch_.size() - from}); }
+  // Small static pieces are copied so that a typical batch of responses is one contiguous buffer (one
+  // iovec); large bodies are sent by reference from the snapshot.
+  void add_static(std::string_view s) {
+    if (s.size() > kCopyLimit) {
+      segments_.push_back({s.data(), 0, s.size()});
+      return;
+    }
+    const std::size_t from = scratch_.size();
+    scratch_.append(s);
+    add_scratch(from);
+  }
+  void add_scratch(std::size_t from) {
+    if (!segments_.empty() && !segments_.back().data && segments_.back().offset + segments_.back().size == from)
+      segments_.back().size += scratch_.size() - from;
+    else
+      segments_.push_back({nullptr, from, scratch_.size() - from});
+  }
+  static constexpr std::size_t kCopyLimit = 4096;
   http::ConnectionHeader connection_header();
   void set_deadline(Phase p);
-  asio::awaitable<bool> flush();
+  // Builds iov_ from segments_ (before a write) and accounts for the write (after it).
+  void prepare_write();
+  bool finish_write(const boost::system::error_code& ec, std::size_t n);
   asio::awaitable<void> linger();
   bool idle_between_requests() noexcept;
 
@@ -89,6 +107,8 @@ class Connection {
   bool linger_on_close_ = false;
   std::chrono::steady_clock::time_point deadline_;
   std::chrono::steady_clock::time_point header_start_;
+  std::chrono::steady_clock::time_point batch_time_;   // when the last read completed
+  Phase phase_before_write_ = Phase::idle;
 };
 
 }  // namespace virex::server
