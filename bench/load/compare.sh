@@ -3,13 +3,13 @@
 # machine (method of /work/shared/tools/anchors.sh): each server has one worker pinned to core 0, wrk runs on
 # core 1 (-t1 -cCONNS --latency). cpu_us/req = user+sys clock ticks of the server's process tree over the wrk
 # run / requests completed. Prints rps, p50, p99 and cpu_us/req per server, then the virex/nginx CPU ratio.
-# Usage: bench/load/compare.sh [--secs N (10)] [--conns N (64)] [--bin PATH (build/release/src/virex-edge)]
+# Usage: bench/load/compare.sh [--secs N (10)] [--conns N (64)] [--rounds N (3)] [--bin PATH (build/release/src/virex-edge)]
 # Needs: nginx wrk curl taskset (Debian packages); a release build of virex-edge.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-SECS=10; CONNS=64; BIN=$ROOT/build/release/src/virex-edge
+SECS=10; CONNS=64; ROUNDS=3; BIN=$ROOT/build/release/src/virex-edge
 while [ $# -gt 0 ]; do case "$1" in
-  --secs) SECS=$2; shift 2;; --conns) CONNS=$2; shift 2;; --bin) BIN=$2; shift 2;;
+  --secs) SECS=$2; shift 2;; --conns) CONNS=$2; shift 2;; --bin) BIN=$2; shift 2;; --rounds) ROUNDS=$2; shift 2;;
   -h|--help) sed -n '2,8p' "$0"; exit 0;;
   *) echo "unknown arg $1" >&2; exit 2;; esac; done
 for t in nginx wrk curl taskset; do command -v $t >/dev/null || { echo "missing tool: $t" >&2; exit 2; }; done
@@ -93,7 +93,16 @@ echo "# $(date -u +%FT%TZ) commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev
 # warm both (first-request costs, file cache), then measure one after the other
 taskset -c 1 wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$VP/hit" > /dev/null 2>&1
 taskset -c 1 wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$NP/hit" > /dev/null 2>&1
-run_wrk "http://127.0.0.1:$VP/hit" virex-edge "$VPID"
-run_wrk "http://127.0.0.1:$NP/hit" nginx "$NPID"
-awk '{c[$1]=$2} END {if (c["nginx"] > 0) printf "cpu ratio virex-edge/nginx = %.2f\n", c["virex-edge"]/c["nginx"];
-                     else print "cpu ratio: n/a (nginx cpu not measured)"}' "$W/cpu"
+# Alternate the two servers ROUNDS times (this machine is a noisy VM): every line is printed, and the ratio
+# is taken of the medians.
+for r in $(seq "$ROUNDS"); do
+  run_wrk "http://127.0.0.1:$VP/hit" virex-edge "$VPID"
+  run_wrk "http://127.0.0.1:$NP/hit" nginx "$NPID"
+done
+awk '{v[$1] = v[$1] " " $2}
+     function median(s,   a, n, i, j, t) { n = split(s, a, " ");
+       for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+       return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+     END { if (v["nginx"] == "") { print "cpu ratio: n/a (nginx cpu not measured)"; exit }
+           mv = median(v["virex-edge"]); mn = median(v["nginx"]);
+           printf "median cpu_us/req: virex-edge %.2f nginx %.2f; cpu ratio virex-edge/nginx = %.2f\n", mv, mn, mv / mn }' "$W/cpu"
