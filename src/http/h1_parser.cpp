@@ -35,45 +35,72 @@ std::string_view trim(std::string_view s) noexcept {
 
 constexpr std::size_t kMaxHeaderArray = 128;
 
-// Where the header section ends and whether its bytes are acceptable (RFC 9112 §2.2, §5.2).
+// Where the header section ends and whether its bytes are acceptable (RFC 9112 §2.2, §5.2). The scan is
+// resumable: `st` keeps its position across feeds of a growing buffer, so a dripped head costs O(n).
+struct ScanState {
+  std::size_t pos = 0;
+  std::size_t line_start = 0;
+  bool first_line = true;
+};
+
 struct Scan {
   enum Kind { need_more, ok, error } kind;
   std::size_t end = 0;   // bytes up to and including the final CRLFCRLF
   ParseError err = ParseError::none;
 };
 
-Scan scan_head(std::string_view d, const H1Limits& lim) noexcept {
+Scan scan_head(std::string_view d, const H1Limits& lim, ScanState& st) noexcept {
   const std::size_t limit = std::min(d.size(), lim.max_header_bytes);
   const char* p = d.data();
   // Request line: its length bounds the target (414) before the header limit (431) applies.
   const std::size_t line_cap = lim.max_uri_bytes + 64;  // method + SP + target + SP + version
-  std::size_t i = 0;
-  bool first_line = true;
-  std::size_t line_start = 0;
+  std::size_t i = st.pos;
+  // Resuming at the first byte of a header line: it decides obs-fold (RFC 9112 §5.2).
+  if (!st.first_line && i == st.line_start && i < d.size() && (p[i] == ' ' || p[i] == '\t'))
+    return {Scan::error, 0, ParseError::obs_fold};
   for (; i < limit; ++i) {
     const unsigned char c = static_cast<unsigned char>(p[i]);
     if (c > '\r') continue;  // fast path: everything printable and most bytes
     if (c == 0) return {Scan::error, 0, ParseError::bad_header_chars};
     if (c == '\r') {
-      if (i + 1 >= d.size()) return {Scan::need_more};
+      if (i + 1 >= d.size()) break;  // look again once the next byte is here
       if (p[i + 1] != '\n') return {Scan::error, 0, ParseError::bad_header_chars};
       continue;
     }
     if (c != '\n') continue;
     if (i == 0 || p[i - 1] != '\r') return {Scan::error, 0, ParseError::bad_header_chars};
-    if (first_line) {
-      first_line = false;
+    if (st.first_line) {
+      st.first_line = false;
       if (i + 1 > line_cap) return {Scan::error, 0, ParseError::uri_too_long};
-    } else if (i - line_start == 1) {
+    } else if (i - st.line_start == 1) {
       return {Scan::ok, i + 1};  // empty line: end of the header section
     }
-    line_start = i + 1;
-    if (i + 1 < d.size() && !first_line && (p[i + 1] == ' ' || p[i + 1] == '\t'))
-      return {Scan::error, 0, ParseError::obs_fold};
+    st.line_start = i + 1;
+    if (i + 1 >= d.size()) { ++i; break; }  // the next line's first byte decides obs-fold
+    if (p[i + 1] == ' ' || p[i + 1] == '\t') return {Scan::error, 0, ParseError::obs_fold};
   }
-  if (first_line && i > line_cap) return {Scan::error, 0, ParseError::uri_too_long};
+  st.pos = i;
+  if (st.first_line && i > line_cap) return {Scan::error, 0, ParseError::uri_too_long};
   if (d.size() >= lim.max_header_bytes) return {Scan::error, 0, ParseError::header_too_large};
   return {Scan::need_more};
+}
+
+// RFC 9110 §7.2 / RFC 3986 §3.2.2: a Host is a reg-name or an IP literal, an optional port, ≤ 255 bytes.
+bool valid_host(std::string_view h) noexcept {
+  if (h.size() > 255) return false;
+  for (const char ch : h) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                    c == '.' || c == '_' || c == '~' || c == '%' || c == '!' || c == '$' || c == '&' ||
+                    c == '\'' || c == '(' || c == ')' || c == '*' || c == '+' || c == ',' || c == ';' ||
+                    c == '=' || c == ':' || c == '[' || c == ']';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool iequals_prefix(std::string_view s, std::string_view prefix) noexcept {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
 
 // The Beast parser subclass: records views, enforces our rules at the points Beast calls back.
@@ -134,9 +161,11 @@ class Parser final : public bhttp::basic_parser<true> {
   void on_header_impl(error_code& ec) override {
     head_.headers = std::span<const Header>(fields_.data(), nfields);
     if (head_.version == 11 && !seen_host_) return fail(ec, ParseError::missing_host);
-    split_target();
+    if (!split_target()) return fail(ec, seen_host_ && !valid_host(host_) ? ParseError::bad_host : ParseError::bad_target);
     head_.keep_alive = keep_alive();
     head_.chunked = chunked();
+    // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 request means faulty framing (a smuggling vector).
+    if (head_.chunked && head_.version == 10) return fail(ec, ParseError::conflicting_framing);
     if (auto cl = content_length()) head_.content_length = *cl;
   }
 
@@ -153,33 +182,43 @@ class Parser final : public bhttp::basic_parser<true> {
   }
   void on_finish_impl(error_code&) override {}
 
-  // origin-form "/p?q", absolute-form "http://h/p?q" (RFC 9112 §3.2.2: its authority wins over Host),
-  // asterisk-form "*" (OPTIONS), authority-form (CONNECT).
-  void split_target() {
+  // RFC 9112 §3.2: origin-form "/p?q"; absolute-form "http(s)://host/p?q" (its authority wins over Host,
+  // §3.2.2; no userinfo); asterisk-form "*" for OPTIONS only. Authority-form (CONNECT) is not served here.
+  bool split_target() {
     std::string_view t = head_.target;
     std::string_view host = host_;
-    if (!t.empty() && t.front() != '/' && t != "*") {
-      const auto scheme_end = t.find("://");
-      if (scheme_end != std::string_view::npos) {
-        std::string_view rest = t.substr(scheme_end + 3);
-        const auto slash = rest.find_first_of("/?");
-        host = rest.substr(0, slash);
-        t = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
-      }
+    if (t == "*") {
+      if (head_.method != Method::options) return false;
+      t = "/";
+    } else if (t.empty() || t.front() != '/') {
+      std::size_t skip;
+      if (iequals_prefix(t, "http://")) skip = 7;
+      else if (iequals_prefix(t, "https://")) skip = 8;
+      else return false;
+      std::string_view rest = t.substr(skip);
+      const auto slash = rest.find_first_of("/?");
+      host = rest.substr(0, slash);
+      if (host.empty() || host.find('@') != std::string_view::npos) return false;
+      t = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
     }
-    if (t == "*") t = "/";
+    if (!valid_host(host)) return false;
     const auto q = t.find('?');
     head_.path = t.substr(0, q);
     head_.query = q == std::string_view::npos ? std::string_view{} : t.substr(q + 1);
-    if (head_.path.empty()) head_.path = "/";
+    if (head_.path.empty() || head_.path.front() != '/') {
+      if (!head_.path.empty()) return false;
+      head_.path = "/";  // "http://h?q"
+    }
     // Strip the port: "host:port", "[v6]:port".
     if (!host.empty() && host.front() == '[') {
       const auto close = host.find(']');
-      if (close != std::string_view::npos) host = host.substr(0, close + 1);
+      if (close == std::string_view::npos) return false;
+      host = host.substr(0, close + 1);
     } else if (const auto colon = host.rfind(':'); colon != std::string_view::npos) {
       host = host.substr(0, colon);
     }
     head_.host = host;
+    return true;
   }
 
   const H1Limits& lim_;
@@ -213,6 +252,7 @@ struct H1RequestParser::Impl {
   ParseError error = ParseError::none;
   std::string_view body;
   std::uint64_t body_bytes = 0;
+  ScanState scan;
   bool head_done = false;
   bool started = false;
 
@@ -222,6 +262,7 @@ struct H1RequestParser::Impl {
     error = ParseError::none;
     body = {};
     body_bytes = 0;
+    scan = ScanState{};
     head_done = false;
     started = false;
   }
@@ -243,8 +284,15 @@ H1RequestParser::Result H1RequestParser::feed(std::string_view data) {
   Parser& p = *m.parser;
   if (!m.head_done) {
     if (data.empty()) return {Event::need_more, 0};
+    if (!m.started) {
+      // RFC 9112 §2.2: ignore empty lines before a request line (e.g. a stray CRLF after a body).
+      std::size_t skip = 0;
+      while (skip + 1 < data.size() && data[skip] == '\r' && data[skip + 1] == '\n') skip += 2;
+      if (skip == data.size() || (skip + 1 == data.size() && data[skip] == '\r')) return {Event::need_more, skip};
+      if (skip > 0) return {Event::need_more, skip};
+    }
     m.started = true;
-    const Scan s = scan_head(data, m.lim);
+    const Scan s = scan_head(data, m.lim, m.scan);
     if (s.kind == Scan::need_more) return {Event::need_more, 0};
     if (s.kind == Scan::error) return m.fail(s.err, 0);
     // Give Beast exactly the header section so that it stops there; the body comes in later feeds.
@@ -267,7 +315,11 @@ H1RequestParser::Result H1RequestParser::feed(std::string_view data) {
     const std::size_t n = p.put(boost::asio::const_buffer(data.data() + total, data.size() - total), ec);
     total += n;
     if (ec == bhttp::error::need_more) {
-      if (n == 0) return {Event::need_more, total};
+      if (n == 0) {
+        // Beast bounds neither a chunk-size line (with extensions) nor the trailer section: we do.
+        if (data.size() - total > m.lim.max_header_bytes) return m.fail(ParseError::bad_chunk, total);
+        return {Event::need_more, total};
+      }
       ec = {};
     }
     if (ec) return m.fail(p.reason != ParseError::none ? p.reason : from_beast(ec), total);

@@ -67,6 +67,8 @@ constexpr std::array<ErrorInfo, kParseErrorCount> kErrors{{
     {"missing_host", 400, "HTTP/1.1 request without Host\n"},
     {"duplicate_host", 400, "more than one Host header\n"},
     {"bad_version", 505, "HTTP version not supported\n"},
+    {"bad_target", 400, "unsupported request target form\n"},
+    {"bad_host", 400, "invalid Host\n"},
     {"header_timeout", 408, "request header timeout\n"},
 }};
 }  // namespace

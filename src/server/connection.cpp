@@ -34,6 +34,8 @@ Connection::Connection(Worker& w, std::shared_ptr<ListenerState> l, tcp::socket 
   listener_->open.add(1);
   listener_->accepted.inc();
   set_deadline(Phase::idle);
+  // A new connection gets header_timeout, not idle_timeout, to send its first request.
+  deadline_ = std::min(deadline_, worker_.coarse_now() + snapshot_->config.limits.header_timeout);
 }
 
 Connection::~Connection() {
@@ -55,7 +57,9 @@ void Connection::set_deadline(Phase p) {
 }
 
 void Connection::on_tick(std::chrono::steady_clock::time_point now) {
-  if (timed_out_ != Timeout::none || now < deadline_) return;
+  // Cancelling again while past the deadline is harmless, and covers an operation that had already
+  // completed (handler queued) when the previous cancel ran.
+  if (now < deadline_) return;
   switch (phase_) {
     case Phase::idle: timed_out_ = Timeout::idle; break;
     case Phase::header: timed_out_ = Timeout::header; break;
@@ -100,12 +104,17 @@ asio::awaitable<void> Connection::run(Connection* raw) {
         if (!c.finish_write(wec, wn)) break;
       }
       if (c.close_after_write_) {
-        if (c.linger_on_close_) co_await c.linger();
+        // RFC 9112 §9.6: unread bytes at close make the kernel send RST, which can destroy the response.
+        boost::system::error_code aec;
+        if (c.linger_on_close_ || c.begin_ != c.end_ || c.socket_.available(aec) > 0) co_await c.linger();
         break;
       }
       // Draining began while this connection was busy (on_drain() passed it over): once it is idle, close.
       if (c.worker_.draining() && c.idle_between_requests()) break;
-      if (c.end_ == c.cap_) {  // only while a head is incomplete and the buffer below the head limit
+      if (c.end_ == c.cap_) {
+        // Only an incomplete head needs more room (a body is consumed as it arrives, and the codec bounds
+        // chunk lines and trailers); the codec answers 431 before the head outgrows the limit.
+        if (c.phase_ != Phase::header || c.cap_ >= c.snapshot_->h1_limits.max_header_bytes + kInitialBuffer) break;
         const std::size_t ncap = c.cap_ * 2;
         std::unique_ptr<char[]> nbuf(new char[ncap]);
         std::memcpy(nbuf.get(), c.buf_.get() + c.begin_, c.end_ - c.begin_);
@@ -130,11 +139,13 @@ asio::awaitable<void> Connection::run(Connection* raw) {
           c.timed_out_ = Timeout::none;
           c.prepare_write();
           auto [wec, wn] = co_await asio::async_write(c.socket_, c.iov_, token);
-          c.finish_write(wec, wn);
+          if (c.finish_write(wec, wn)) co_await c.linger();
         }
         break;
       }
       c.end_ += n;
+      c.timed_out_ = Timeout::none;  // data won the race against a deadline: on_tick re-checks it
+      if (c.phase_ == Phase::body) c.set_deadline(Phase::body);  // body inactivity, refreshed per read
       c.batch_time_ = std::chrono::steady_clock::now();
       c.listener_->bytes_in.inc(n);
     }
@@ -196,6 +207,14 @@ void Connection::process() {
       case E::head:
         on_head();
         set_deadline(Phase::body);
+        if (pending_.expect_continue && !pending_.route && !listener_->admin) {
+          // RFC 9110 §10.1.1: no route wants this body: answer now instead of 100, and close, since the
+          // client may or may not send the body.
+          pending_.keep_alive = false;
+          linger_on_close_ = true;
+          on_complete();
+          break;
+        }
         continue;
       case E::body:
         pending_.bytes_in += parser_.body().size();

@@ -106,6 +106,7 @@ class Server {
   std::vector<std::thread> threads_;
   std::shared_ptr<const pipeline::Snapshot> current_;
   std::shared_ptr<observe::AccessLog> access_log_;
+  std::vector<std::shared_ptr<observe::AccessLog>> retired_logs_;  // until every worker has switched
   config::AccessLog access_log_cfg_;
   std::uint64_t generation_ = 0;
   bool reloading_ = false, reload_again_ = false, draining_ = false;
@@ -122,7 +123,7 @@ bool Server::bind_all(const config::Listener& l, std::vector<std::vector<Listene
     error = "listener " + l.name + ": bad address " + l.host;
     return false;
   }
-  std::vector<int> opened;
+  std::vector<ListenerSocket> opened;  // handed to per_worker only when every bind succeeded
   for (std::size_t w = 0; w < workers_.size(); ++w) {
     tcp::acceptor a(ioc_);
     const tcp::endpoint ep(addr, l.port);
@@ -138,13 +139,12 @@ bool Server::bind_all(const config::Listener& l, std::vector<std::vector<Listene
     if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
       error = "listener " + l.name + " (" + l.host + ":" + std::to_string(l.port) + "): " + ec.message();
-      for (int fd : opened) ::close(fd);
+      for (const auto& s : opened) ::close(s.fd);
       return false;
     }
-    const int fd = a.release(ec);
-    opened.push_back(fd);
-    per_worker[w].push_back(ListenerSocket{listener_key(l), l.name, l.admin, addr.is_v6(), fd});
+    opened.push_back(ListenerSocket{listener_key(l), l.name, l.admin, addr.is_v6(), a.release(ec)});
   }
+  for (std::size_t w = 0; w < workers_.size(); ++w) per_worker[w].push_back(std::move(opened[w]));
   return true;
 }
 
@@ -237,10 +237,17 @@ void Server::wait_signal() {
         if (access_log_) access_log_->reopen();
         break;
       default:
+        if (draining_) {
+          // A second SIGTERM/SIGINT during the drain: stop now rather than wait for drain_timeout.
+          spdlog::warn("second stop signal: closing remaining connections now");
+          for (auto& w : workers_) w->io().stop();
+          finish();
+          return;
+        }
         drain();
         break;
     }
-    if (!draining_) wait_signal();
+    wait_signal();
   });
 }
 
@@ -266,8 +273,8 @@ void Server::reload() {
   std::vector<std::string> remove;
   for (const auto& [key, l] : old_set)
     if (!new_set.count(key)) remove.push_back(key);
-  // A listener whose address moves to another name: close the old one first so the bind succeeds.
-  // (Closing happens in the workers; the bind below could race it, so such a rename fails cleanly instead.)
+  // New sockets bind beside old ones (SO_REUSEPORT): a listener renamed on the same address shares its
+  // traffic with the old socket until the workers close that one; connections queued on it are reset.
   for (const auto& [key, l] : new_set) {
     if (old_set.count(key)) continue;
     std::string error;
@@ -287,6 +294,9 @@ void Server::reload() {
 
   ++generation_;
   current_ = loaded.snapshot;
+  // The old log is released here, on the control thread, once every worker has dropped it: its destructor
+  // flushes and joins its writer thread, which must not stall a worker.
+  if (access_log_ && access_log_ != log) retired_logs_.push_back(access_log_);
   access_log_ = log;
   access_log_cfg_ = next.observability.access_log;
   observe::set_log_level(next.observability.log_level);
@@ -296,6 +306,7 @@ void Server::reload() {
     workers_[i]->post_install(current_, access_log_, std::move(add[i]), remove, [this, remaining] {
       asio::post(ioc_, [this, remaining] {
         if (--*remaining) return;
+        retired_logs_.clear();
         reloading_ = false;
         reload_ok_.inc();
         spdlog::info("reload: generation {} serving ({} routes)", generation_, current_->config.routes.size());
@@ -316,8 +327,6 @@ void Server::drain() {
   systemd::notify("STOPPING=1");
   const auto deadline = current_->config.limits.drain_timeout;
   spdlog::info("draining: up to {} ms", deadline.count());
-  boost::system::error_code ec;
-  signals_.cancel(ec);
   for (auto& w : workers_) {
     w->post_drain([this] {
       asio::post(ioc_, [this] {
@@ -336,7 +345,8 @@ void Server::drain() {
 
 void Server::finish() {
   drain_timer_.cancel();
-  signals_.clear();
+  boost::system::error_code ec;
+  signals_.cancel(ec);
   ioc_.stop();
 }
 

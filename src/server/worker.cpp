@@ -24,6 +24,7 @@ asio::awaitable<void> accept_loop(Worker* w, std::shared_ptr<ListenerState> l) {
     auto [ec, sock] = co_await l->acceptor.async_accept(token);
     if (ec) {
       if (ec == asio::error::operation_aborted || !l->acceptor.is_open()) break;
+      if (ec == asio::error::connection_aborted || ec.value() == EPROTO) continue;  // that client's loss only
       // EMFILE/ENFILE/ENOBUFS: the backlog keeps the connection; try again shortly rather than spin.
       spdlog::warn("listener {}: accept: {}", l->name, ec.message());
       backoff.expires_after(std::chrono::milliseconds(100));
@@ -33,7 +34,14 @@ asio::awaitable<void> accept_loop(Worker* w, std::shared_ptr<ListenerState> l) {
     if (w->draining()) break;
     boost::system::error_code ignored;
     sock.set_option(tcp::no_delay(true), ignored);
-    asio::co_spawn(w->io(), Connection::run(new Connection(*w, l, std::move(sock))), asio::detached);
+    try {
+      std::unique_ptr<Connection> c(new Connection(*w, l, std::move(sock)));
+      asio::co_spawn(w->io(), Connection::run(c.get()), asio::detached);
+      c.release();  // run() owns it now
+    } catch (const std::exception& e) {
+      // Out of memory: this connection is lost (its socket closes with it), the listener is not.
+      spdlog::error("listener {}: {}", l->name, e.what());
+    }
   }
 }
 }  // namespace
@@ -56,11 +64,24 @@ Worker::Worker(unsigned id, Shared shared)
   now_ = std::chrono::steady_clock::now();
 }
 
-Worker::~Worker() = default;
+Worker::~Worker() {
+  // Destroying ioc_ (below) destroys suspended connections; their detach() must not run drain callbacks
+  // or touch ticker_, which is already gone by then.
+  drained_ = nullptr;
+  draining_ = false;
+}
 
 void Worker::run() {
   tick();
-  ioc_.run();
+  for (;;) {
+    try {
+      ioc_.run();
+      return;
+    } catch (const std::exception& e) {
+      // Nothing should throw out of a handler; if something does, keep the worker serving.
+      spdlog::error("worker {}: {}", id_, e.what());
+    }
+  }
 }
 
 void Worker::tick() {

@@ -213,6 +213,24 @@ class DrainTest(DaemonTestCase):
         self.assertLess(elapsed, 6.0, "drain_timeout (2s) did not bound the shutdown")
         d.assert_no_sanitizer_findings()
 
+    def test_second_sigterm_stops_without_waiting_for_the_drain(self):
+        limits = ("{max_header_bytes: 16KiB, max_uri_bytes: 8KiB, max_body_bytes: 1MiB, header_timeout: 60s, "
+                  "idle_timeout: 60s, drain_timeout: 60s}")
+        d = self.daemon(basic_config(hello("v1"), limits=limits))
+        stuck = self.conn(d.public)
+        stuck.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01")   # never completed
+        wait_until(lambda: metric_sum(fetch_metrics(d.admin), "virex_http_connections_open",
+                                      listener="public") >= 1, 5, what="the stuck connection to be accepted")
+        d.send_signal(signal.SIGTERM)
+        d.wait_notify("STOPPING=1")
+        self.assertTrue(d.alive(), "the first SIGTERM drains: the stuck request holds the process")
+        t0 = time.monotonic()
+        d.send_signal(signal.SIGTERM)
+        rc = d.wait_exit(10)
+        self.assertEqual(rc, 0, d.stderr())
+        self.assertLess(time.monotonic() - t0, 5.0, "a second SIGTERM must not wait for drain_timeout (60s)")
+        d.assert_no_sanitizer_findings()
+
 
 def wait_bytes_read(test, d, public, admin):
     """Bounded wait until the daemon has read at least PUBLIC bytes on the public listener and ADMIN bytes on

@@ -31,6 +31,8 @@ enum class ParseError : std::uint8_t {
   missing_host,           // 400
   duplicate_host,         // 400
   bad_version,            // 505
+  bad_target,             // 400: not origin-form, http(s) absolute-form, or "*" with OPTIONS
+  bad_host,               // 400: Host not a valid authority
   header_timeout,         // 408: not produced by the codec; the connection's header deadline
 };
 constexpr std::size_t kParseErrorCount = static_cast<std::size_t>(ParseError::header_timeout) + 1;

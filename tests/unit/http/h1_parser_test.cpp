@@ -95,6 +95,17 @@ TEST(H1Parser, PipelinedWithBodies) {
   EXPECT_EQ(s.bodies, (std::vector<std::string>{"hello", "abcde", ""}));
 }
 
+TEST(H1Parser, TargetForms) {
+  Seen s = run_all_splits("\r\n\r\nOPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");  // RFC 9112 §2.2: leading CRLFs ignored
+  EXPECT_EQ(s.error, ParseError::none);
+  EXPECT_EQ(s.targets, std::vector<std::string>{"*"});
+  s = run("GET HTTPS://Example.com:8443?q HTTP/1.1\r\nHost: x\r\n\r\n", 1000);
+  EXPECT_EQ(s.error, ParseError::none);
+  EXPECT_EQ(s.hosts, std::vector<std::string>{"Example.com"});
+  s = run("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", 1000);
+  EXPECT_EQ(s.hosts, std::vector<std::string>{"[::1]"});
+}
+
 TEST(H1Parser, KeepAliveRules) {
   Seen s = run("GET / HTTP/1.0\r\n\r\n", 100);
   ASSERT_EQ(s.keep_alive.size(), 1u);
@@ -159,6 +170,18 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"missing_host", "GET / HTTP/1.1\r\nX: y\r\n\r\n", ParseError::missing_host, 400},
         BadCase{"duplicate_host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", ParseError::duplicate_host, 400},
         BadCase{"bad_version", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", ParseError::bad_version, 505},
+        BadCase{"http10_chunked", "POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                ParseError::conflicting_framing, 400},
+        BadCase{"target_not_origin_form", "GET Xabc HTTP/1.1\r\nHost: a\r\n\r\n", ParseError::bad_target, 400},
+        BadCase{"asterisk_without_options", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", ParseError::bad_target, 400},
+        BadCase{"absolute_with_userinfo", "GET http://u@h/ HTTP/1.1\r\nHost: h\r\n\r\n", ParseError::bad_target, 400},
+        BadCase{"absolute_other_scheme", "GET ftp://h/x HTTP/1.1\r\nHost: h\r\n\r\n", ParseError::bad_target, 400},
+        BadCase{"bad_host", "GET / HTTP/1.1\r\nHost: a/b@c\r\n\r\n", ParseError::bad_host, 400},
+        BadCase{"host_too_long", "GET / HTTP/1.1\r\nHost: " + std::string(300, 'h') + "\r\n\r\n", ParseError::bad_host, 400},
+        BadCase{"endless_chunk_extension", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;x=" +
+                std::string(2000, 'e'), ParseError::bad_chunk, 400},
+        BadCase{"endless_trailer", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX: " +
+                std::string(2000, 't'), ParseError::bad_chunk, 400},
         BadCase{"garbage", "\x16\x03\x01\x02\x01\x01\x01\x01\xfc\x03\x03\r\n\r\n", ParseError::bad_request_line, 400}),
     [](const auto& info) { return std::string(info.param.name); });
 
