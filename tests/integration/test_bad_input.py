@@ -42,6 +42,11 @@ CASES = {
     "obs_fold_tab": ("GET /hello HTTP/1.1\r\n" + H + "X-A: b\r\n\tc\r\n\r\n", 400),
     "nul_in_header": ("GET /hello HTTP/1.1\r\n" + H + "X-A: b\x00c\r\n\r\n", 400),
     "http11_without_host": ("GET /hello HTTP/1.1\r\nUser-Agent: t\r\n\r\n", 400),
+    "http10_with_transfer_encoding": ("POST /upload HTTP/1.0\r\nConnection: keep-alive\r\n"
+                                      "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    "target_not_origin_form": ("GET hello HTTP/1.1\r\n" + H + "\r\n", 400),
+    "invalid_host": ("GET /hello HTTP/1.1\r\nHost: a/b@c\r\n\r\n", 400),
+    "http2_version": ("GET /hello HTTP/2.0\r\n" + H + "\r\n", 505),
 }
 
 
@@ -81,6 +86,20 @@ class BadInputTest(DaemonTestCase):
         r = c.read_response("GET")
         self.assertEqual((r.status, r.body), (200, b"hi\n"), r.describe())
         self.assert_answered_and_closed(c, 400, "GET", before, "obs-fold in the second pipelined request")
+
+    def test_endless_chunk_extension_is_bounded(self):
+        # Beast bounds neither chunk lines nor trailers; the server must, not buffer them until idle_timeout.
+        before = self.parse_errors()
+        c = self.conn(self.d.public)
+        c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;ext=" + b"e" * 8000)
+        self.assert_answered_and_closed(c, 400, "POST", before, "an endless chunk extension")
+
+    def test_expect_continue_without_a_route_gets_the_final_status(self):
+        c = self.conn(self.d.public)
+        c.send(b"PUT /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n")
+        r = c.read_response("PUT")
+        self.assertEqual(r.status, 404, f"no 100 Continue for a body nobody wants: {r.describe()}")
+        self.assertEqual(c.read_until_close(5), b"", "closed: the client may or may not send the body")
 
     def test_http10_without_host_is_fine(self):
         c = self.conn(self.d.public)
