@@ -89,13 +89,22 @@ struct Visit {
   std::string_view method_text;
   const std::vector<CompiledRoute>* routes;
   std::uint32_t best = UINT32_MAX;
-  std::array<std::uint32_t, 16> refused{};
+  // Routes that matched host and path but not the method: their methods make the 405's Allow.
   std::size_t nrefused = 0;
+  std::uint32_t refused_mask = 0;
+  std::array<std::uint32_t, 16> refused_extra{};  // routes with non-standard methods (rare; capped)
+  std::size_t nextra = 0;
 
   void offer(std::uint32_t idx) {
     if (idx >= best) return;
-    if ((*routes)[idx].allows(method, method_text)) best = idx;
-    else if (nrefused < refused.size()) refused[nrefused++] = idx;
+    const CompiledRoute& r = (*routes)[idx];
+    if (r.allows(method, method_text)) {
+      best = idx;
+      return;
+    }
+    ++nrefused;
+    refused_mask |= r.method_mask;
+    if (!r.extra_methods.empty() && nextra < refused_extra.size()) refused_extra[nextra++] = idx;
   }
 };
 
@@ -279,11 +288,10 @@ Match RouteTable::match(std::string_view host, std::string_view path, http::Meth
   }
   if (v.nrefused > 0) {
     out.method_not_allowed = true;
-    std::uint32_t mask = 0;
+    const std::uint32_t mask = v.refused_mask;
     std::set<std::string> extra;
-    for (std::size_t i = 0; i < v.nrefused; ++i) {
-      const CompiledRoute& r = m.routes[v.refused[i]];
-      mask |= r.method_mask;
+    for (std::size_t i = 0; i < v.nextra; ++i) {
+      const CompiledRoute& r = m.routes[v.refused_extra[i]];
       extra.insert(r.extra_methods.begin(), r.extra_methods.end());
     }
     static constexpr std::pair<http::Method, std::string_view> kNames[] = {

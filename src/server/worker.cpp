@@ -190,7 +190,7 @@ void Worker::post_drain(std::function<void()> drained) {
     std::vector<Connection*> now(connections_.begin(), connections_.end());
     for (Connection* c : now) c->on_drain();
     if (!connections_.empty())
-      spdlog::info("worker {}: draining {} busy connection(s)", id_, connections_.size());
+      spdlog::info("worker {}: draining, {} connection(s) open", id_, connections_.size());
     check_drained();
   });
 }

@@ -195,14 +195,19 @@ class DrainTest(DaemonTestCase):
         self.assertLess(elapsed, 5.0, "an idle keep-alive connection must not hold the drain")
         self.assertEqual(idle.read_until_close(2), b"")
 
-    def test_drain_timeout_bounds_shutdown(self):
+    def daemon_with_stuck_upload(self, drain_timeout):
+        """A daemon holding one request that never completes (half its body sent)."""
         limits = ("{max_header_bytes: 16KiB, max_uri_bytes: 8KiB, max_body_bytes: 1MiB, header_timeout: 30s, "
-                  "idle_timeout: 60s, drain_timeout: 2s}")
+                  f"idle_timeout: 60s, drain_timeout: {drain_timeout}}}")
         d = self.daemon(basic_config(hello("v1"), limits=limits))
         stuck = self.conn(d.public)
         stuck.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01")   # never completed
         wait_until(lambda: metric_sum(fetch_metrics(d.admin), "virex_http_connections_open",
                                       listener="public") >= 1, 5, what="the stuck connection to be accepted")
+        return d
+
+    def test_drain_timeout_bounds_shutdown(self):
+        d = self.daemon_with_stuck_upload("2s")
         t0 = time.monotonic()
         d.send_signal(signal.SIGTERM)
         d.wait_notify("STOPPING=1")
@@ -214,13 +219,7 @@ class DrainTest(DaemonTestCase):
         d.assert_no_sanitizer_findings()
 
     def test_second_sigterm_stops_without_waiting_for_the_drain(self):
-        limits = ("{max_header_bytes: 16KiB, max_uri_bytes: 8KiB, max_body_bytes: 1MiB, header_timeout: 60s, "
-                  "idle_timeout: 60s, drain_timeout: 60s}")
-        d = self.daemon(basic_config(hello("v1"), limits=limits))
-        stuck = self.conn(d.public)
-        stuck.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01")   # never completed
-        wait_until(lambda: metric_sum(fetch_metrics(d.admin), "virex_http_connections_open",
-                                      listener="public") >= 1, 5, what="the stuck connection to be accepted")
+        d = self.daemon_with_stuck_upload("60s")
         d.send_signal(signal.SIGTERM)
         d.wait_notify("STOPPING=1")
         self.assertTrue(d.alive(), "the first SIGTERM drains: the stuck request holds the process")
