@@ -13,7 +13,7 @@
 
 namespace virex::server {
 namespace {
-constexpr std::size_t kInitialBuffer = 8 * 1024;
+constexpr std::size_t kInitialBuffer = kReadBufferSize;
 constexpr std::size_t kLingerBytes = 1024 * 1024;       // discarded at most after an error response
 constexpr auto kLingerTime = std::chrono::seconds(2);   // RFC 9112 §9.6: read a little before closing
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -28,8 +28,10 @@ Connection::Connection(Worker& w, std::shared_ptr<ListenerState> l, tcp::socket 
       socket_(std::move(s)),
       snapshot_(w.snapshot()),
       parser_(snapshot_->h1_limits),
-      buf_(new char[kInitialBuffer]),
+      buf_(w.acquire_buffer()),
       cap_(kInitialBuffer) {
+  boost::system::error_code ec;
+  socket_.non_blocking(true, ec);  // the read after a readiness wait must never block the worker
   self_ = worker_.attach(this);
   listener_->open.add(1);
   listener_->accepted.inc();
@@ -39,6 +41,7 @@ Connection::Connection(Worker& w, std::shared_ptr<ListenerState> l, tcp::socket 
 }
 
 Connection::~Connection() {
+  if (buf_ && cap_ == kInitialBuffer) worker_.release_buffer(std::move(buf_));
   listener_->open.add(-1);
   worker_.detach(self_);
 }
@@ -123,7 +126,26 @@ asio::awaitable<void> Connection::run(Connection* raw) {
         c.buf_ = std::move(nbuf);
         c.cap_ = ncap;
       }
-      auto [ec, n] = co_await c.socket_.async_read_some(asio::buffer(c.buf_.get() + c.end_, c.cap_ - c.end_), token);
+      boost::system::error_code ec;
+      std::size_t n = 0;
+      if (c.begin_ == c.end_ && c.cap_ == kInitialBuffer && !c.parser_.in_message()) {
+        // Between requests: wait for readiness without holding a buffer, then read without suspending.
+        c.begin_ = c.end_ = 0;
+        c.worker_.release_buffer(std::move(c.buf_));
+        c.cap_ = 0;
+        auto [wec] = co_await c.socket_.async_wait(tcp::socket::wait_read, token);
+        c.buf_ = c.worker_.acquire_buffer();
+        c.cap_ = kInitialBuffer;
+        ec = wec;
+        if (!ec) {
+          n = c.socket_.read_some(asio::buffer(c.buf_.get(), c.cap_), ec);
+          if (ec == asio::error::would_block || ec == asio::error::try_again) continue;  // spurious wake-up
+        }
+      } else {
+        auto [rec, rn] = co_await c.socket_.async_read_some(asio::buffer(c.buf_.get() + c.end_, c.cap_ - c.end_), token);
+        ec = rec;
+        n = rn;
+      }
       if (ec) {
         if (c.timed_out_ == Timeout::header && c.parser_.in_message()) {
           // RFC 9110 §15.5.9: 408 for a request whose head did not arrive in time (slowloris).

@@ -20,6 +20,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -27,6 +28,7 @@
 #include <thread>
 
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -164,6 +166,11 @@ int Server::run() {
   const config::Config& cfg = loaded.snapshot->config;
   observe::init_logging(cfg.observability.log_level);
 
+  // Every connection is a descriptor: raise the soft limit to the hard one (systemd's LimitNOFILE sets both).
+  if (rlimit rl{}; ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) spdlog::warn("cannot raise RLIMIT_NOFILE: {}", std::strerror(errno));
+  }
   unsigned n = cfg.node.workers ? cfg.node.workers : std::max(1u, std::thread::hardware_concurrency());
   registry_ = std::make_unique<observe::Registry>(n + 1);
   const auto control = registry_->shard(n);

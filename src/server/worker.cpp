@@ -95,6 +95,21 @@ void Worker::tick() {
   });
 }
 
+namespace {
+constexpr std::size_t kMaxPooledBuffers = 1024;  // 8 MiB per worker at most
+}
+
+std::unique_ptr<char[]> Worker::acquire_buffer() {
+  if (free_buffers_.empty()) return std::unique_ptr<char[]>(new char[kReadBufferSize]);
+  auto b = std::move(free_buffers_.back());
+  free_buffers_.pop_back();
+  return b;
+}
+
+void Worker::release_buffer(std::unique_ptr<char[]> b) {
+  if (free_buffers_.size() < kMaxPooledBuffers) free_buffers_.push_back(std::move(b));
+}
+
 std::list<Connection*>::iterator Worker::attach(Connection* c) {
   connections_.push_front(c);
   return connections_.begin();
