@@ -9,6 +9,7 @@
 #include <array>
 #include <cstring>
 #include <optional>
+#include <vector>
 
 namespace virex::http {
 namespace beast = boost::beast;
@@ -271,15 +272,58 @@ struct H1RequestParser::Impl {
     error = e;
     return {Event::error, consumed};
   }
+
+  // Thread-local pool: a worker reuses a few hundred of these across all its connections.
+  static std::vector<std::unique_ptr<Impl>>& pool() {
+    thread_local std::vector<std::unique_ptr<Impl>> p;
+    return p;
+  }
+  static std::unique_ptr<Impl> take(const H1Limits& l) {
+    auto& p = pool();
+    std::unique_ptr<Impl> m;
+    if (p.empty()) {
+      m = std::make_unique<Impl>(l);
+      m->reset();
+    } else {
+      m = std::move(p.back());  // given back reset (see give)
+      p.pop_back();
+      if (m->lim.max_header_bytes != l.max_header_bytes || m->lim.max_uri_bytes != l.max_uri_bytes ||
+          m->lim.max_body_bytes != l.max_body_bytes || m->lim.max_headers != l.max_headers) {
+        m->lim = l;
+        m->reset();
+      }
+    }
+    return m;
+  }
+  static void give(std::unique_ptr<Impl> m) {
+    constexpr std::size_t kMaxPooled = 256;
+    if (pool().size() >= kMaxPooled) return;
+    if (m->started || m->error != ParseError::none) m->reset();
+    pool().push_back(std::move(m));
+  }
 };
 
-H1RequestParser::H1RequestParser(H1Limits limits) : impl_(std::make_unique<Impl>(limits)) { impl_->reset(); }
+namespace {
+const RequestHead kNoHead{};
+}
+
+H1RequestParser::H1RequestParser(H1Limits limits) : limits_(limits) {}
+
+H1RequestParser::Impl& H1RequestParser::impl() {
+  if (!impl_) impl_ = Impl::take(limits_);
+  return *impl_;
+}
+
+void H1RequestParser::release_idle() noexcept {
+  if (impl_ && !in_message()) Impl::give(std::move(impl_));
+}
 H1RequestParser::~H1RequestParser() = default;
 H1RequestParser::H1RequestParser(H1RequestParser&&) noexcept = default;
 H1RequestParser& H1RequestParser::operator=(H1RequestParser&&) noexcept = default;
 
 H1RequestParser::Result H1RequestParser::feed(std::string_view data) {
-  Impl& m = *impl_;
+  if (!impl_ && data.empty()) return {Event::need_more, 0};
+  Impl& m = impl();
   if (m.error != ParseError::none) return {Event::error, 0};
   Parser& p = *m.parser;
   if (!m.head_done) {
@@ -332,11 +376,15 @@ H1RequestParser::Result H1RequestParser::feed(std::string_view data) {
   }
 }
 
-void H1RequestParser::next() { impl_->reset(); }
-const RequestHead& H1RequestParser::head() const noexcept { return impl_->head; }
-std::string_view H1RequestParser::body() const noexcept { return impl_->body; }
-ParseError H1RequestParser::error() const noexcept { return impl_->error; }
-bool H1RequestParser::in_message() const noexcept { return impl_->started && !(impl_->parser->is_done()); }
-std::uint64_t H1RequestParser::body_bytes() const noexcept { return impl_->body_bytes; }
+void H1RequestParser::next() {
+  if (impl_) impl_->reset();
+}
+const RequestHead& H1RequestParser::head() const noexcept { return impl_ ? impl_->head : kNoHead; }
+std::string_view H1RequestParser::body() const noexcept { return impl_ ? impl_->body : std::string_view{}; }
+ParseError H1RequestParser::error() const noexcept { return impl_ ? impl_->error : ParseError::none; }
+bool H1RequestParser::in_message() const noexcept {
+  return impl_ && impl_->started && !impl_->parser->is_done();
+}
+std::uint64_t H1RequestParser::body_bytes() const noexcept { return impl_ ? impl_->body_bytes : 0; }
 
 }  // namespace virex::http

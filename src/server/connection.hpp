@@ -87,6 +87,7 @@ class Connection {
   bool finish_write(const boost::system::error_code& ec, std::size_t n);
   asio::awaitable<void> linger();
   bool idle_between_requests() noexcept;
+  void trim();  // while waiting idle: return buffers and parser state to the worker's pools
 
   Worker& worker_;
   std::shared_ptr<ListenerState> listener_;
@@ -109,6 +110,7 @@ class Connection {
   std::chrono::steady_clock::time_point header_start_;
   std::chrono::steady_clock::time_point batch_time_;   // when the last read completed
   Phase phase_before_write_ = Phase::idle;
+  bool waiting_idle_ = false;                          // in the readiness wait between requests
 };
 
 }  // namespace virex::server

@@ -69,6 +69,8 @@ Worker::~Worker() {
   // or touch ticker_, which is already gone by then.
   drained_ = nullptr;
   draining_ = false;
+  // Acceptors are io objects: they must go while ioc_ still has its services (a forced stop can leave them).
+  listeners_.clear();
 }
 
 void Worker::run() {
@@ -96,7 +98,22 @@ void Worker::tick() {
 }
 
 namespace {
-constexpr std::size_t kMaxPooledBuffers = 1024;  // 8 MiB per worker at most
+constexpr std::size_t kMaxPooledBuffers = 256;   // 2 MiB per worker at most
+constexpr std::size_t kMaxPooledScratch = 256;
+constexpr std::size_t kMaxScratchCapacity = 64 * 1024;  // larger ones (e.g. a /metrics page) are freed
+}
+
+std::string Worker::acquire_scratch() {
+  if (free_scratch_.empty()) return {};
+  std::string s = std::move(free_scratch_.back());
+  free_scratch_.pop_back();
+  return s;
+}
+
+void Worker::release_scratch(std::string s) {
+  if (s.capacity() == 0 || s.capacity() > kMaxScratchCapacity || free_scratch_.size() >= kMaxPooledScratch) return;
+  s.clear();
+  free_scratch_.push_back(std::move(s));
 }
 
 std::unique_ptr<char[]> Worker::acquire_buffer() {

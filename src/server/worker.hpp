@@ -92,6 +92,8 @@ class Worker {
 
   std::unique_ptr<char[]> acquire_buffer();
   void release_buffer(std::unique_ptr<char[]> b);
+  std::string acquire_scratch();          // a response-assembly string, with capacity when pooled
+  void release_scratch(std::string s);
 
   std::list<Connection*>::iterator attach(Connection* c);
   void detach(std::list<Connection*>::iterator it);
@@ -112,6 +114,7 @@ class Worker {
   std::list<std::shared_ptr<ListenerState>> listeners_;
   std::list<Connection*> connections_;
   std::vector<std::unique_ptr<char[]>> free_buffers_;  // kReadBufferSize each, at most kMaxPooledBuffers
+  std::vector<std::string> free_scratch_;
   std::array<observe::CounterRef, http::kParseErrorCount> parse_errors_;
   core::DateLine date_;
   std::chrono::steady_clock::time_point now_;
