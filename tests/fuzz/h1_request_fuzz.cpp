@@ -36,7 +36,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       volatile std::size_t sink = h.path.size() + h.host.size();
       for (const auto& f : h.headers) sink = sink + f.name.size() + (f.value.empty() ? 0 : f.value[0]);
     }
-    if (r.event == E::complete) p.next();
+    if (r.event == E::complete) {
+      p.next();
+      if (data[0] & 1) p.release_idle();  // as an idle keep-alive connection does (pooled state)
+    }
     if (r.event == E::need_more && r.consumed == 0 && fed == input.size()) break;
   }
   return 0;
