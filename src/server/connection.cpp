@@ -65,11 +65,15 @@ void Connection::on_tick(std::chrono::steady_clock::time_point now) {
   // Cancelling again while past the deadline is harmless, and covers an operation that had already
   // completed (handler queued) when the previous cancel ran.
   if (now < deadline_) return;
+  const Timeout before = timed_out_;
   switch (phase_) {
     case Phase::idle: timed_out_ = Timeout::idle; break;
     case Phase::header: timed_out_ = Timeout::header; break;
-    default: timed_out_ = Timeout::write; break;
+    case Phase::body: timed_out_ = Timeout::body; break;
+    case Phase::writing: timed_out_ = Timeout::write; break;
+    case Phase::linger: timed_out_ = Timeout::linger; break;
   }
+  if (before == Timeout::none && phase_ != Phase::linger) worker_.count_timeout(static_cast<unsigned>(phase_));
   boost::system::error_code ec;
   socket_.cancel(ec);
 }

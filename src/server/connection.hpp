@@ -31,7 +31,7 @@ class Connection {
 
  private:
   enum class Phase : std::uint8_t { idle, header, body, writing, linger };
-  enum class Timeout : std::uint8_t { none, header, idle, write, drain };
+  enum class Timeout : std::uint8_t { none, header, idle, body, write, linger, drain };
 
   struct Pending {  // what the response to the request in progress needs, copied out of the read buffer
     const pipeline::CompiledRoute* route = nullptr;

@@ -61,6 +61,11 @@ Worker::Worker(unsigned id, Shared shared)
         "virex_http_parse_errors_total", "Requests rejected as malformed, by reason.",
         {{"reason", std::string(http::to_string(e))}}));
   }
+  static constexpr std::string_view kPhases[] = {"idle", "header", "body", "write"};
+  for (std::size_t i = 0; i < timeouts_.size(); ++i)
+    timeouts_[i] = shard_.counter(shared.registry->counter(
+        "virex_http_timeouts_total", "Client connections closed because a deadline expired, by phase.",
+        {{"phase", std::string(kPhases[i])}}));
   now_ = std::chrono::steady_clock::now();
 }
 

@@ -89,6 +89,10 @@ class Worker {
   const admin::Context& admin_context() const noexcept { return admin_ctx_; }
   RouteSeries& route_series(ListenerState& l, const pipeline::Snapshot& s, std::uint32_t route_index);
   void count_parse_error(http::ParseError e) { parse_errors_[static_cast<std::size_t>(e)].inc(); }
+  // Connection deadlines that expired, by phase: 0 idle, 1 header, 2 body, 3 write (Connection::Phase order).
+  void count_timeout(unsigned phase) {
+    if (phase < timeouts_.size()) timeouts_[phase].inc();
+  }
 
   std::unique_ptr<char[]> acquire_buffer();
   void release_buffer(std::unique_ptr<char[]> b);
@@ -116,6 +120,7 @@ class Worker {
   std::vector<std::unique_ptr<char[]>> free_buffers_;  // kReadBufferSize each, at most kMaxPooledBuffers
   std::vector<std::string> free_scratch_;
   std::array<observe::CounterRef, http::kParseErrorCount> parse_errors_;
+  std::array<observe::CounterRef, 4> timeouts_;
   core::DateLine date_;
   std::chrono::steady_clock::time_point now_;
   bool draining_ = false;

@@ -114,6 +114,7 @@ class BadInputTest(DaemonTestCase):
         c.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n")         # headers never completed
         self.assert_answered_and_closed(c, 408, "GET", before, "partial request", timeout=6)
         self.assertGreater(time.monotonic() - t0, 0.5, "408 came before header_timeout (1s)")
+        self.assertEqual(metric_sum(self.d.metrics(), "virex_http_timeouts_total", phase="header"), 1)
 
     def test_header_timeout_counts_from_first_byte_not_per_read(self):
         # Slowloris: one header line every 0.3 s never completes the head. A timer reset by every read would
@@ -155,6 +156,13 @@ class BadInputTest(DaemonTestCase):
         rest = c.read_until_close(6)
         self.assertEqual(rest, b"", f"idle close must not send a response, got {rest[:200]!r}")
         self.assertGreater(time.monotonic() - t0, 0.5, "closed before idle_timeout (1s)")
+        self.assertEqual(metric_sum(self.d.metrics(), "virex_http_timeouts_total", phase="idle"), 1)
+
+    def test_stalled_body_times_out(self):
+        c = self.conn(self.d.public)
+        c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123")   # then nothing
+        self.assertEqual(c.read_until_close(6), b"", "a stalled body is cut off after idle_timeout (1s)")
+        self.assertEqual(metric_sum(self.d.metrics(), "virex_http_timeouts_total", phase="body"), 1)
 
 
 if __name__ == "__main__":
