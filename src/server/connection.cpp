@@ -143,7 +143,11 @@ asio::awaitable<void> Connection::run(Connection* raw) {
       }
       boost::system::error_code ec;
       std::size_t n = 0;
-      if (c.begin_ == c.end_ && c.cap_ == kInitialBuffer && !c.parser_.in_message()) {
+      if (c.begin_ == c.end_ && c.cap_ != kInitialBuffer && !c.parser_.in_message()) {
+        c.buf_ = c.worker_.acquire_buffer();  // a head needed a bigger buffer; the next request starts small
+        c.cap_ = kInitialBuffer;
+      }
+      if (c.begin_ == c.end_ && !c.parser_.in_message()) {
         // Between requests: hand the read buffer, the response scratch and the parser state back to the
         // worker's pools (an idle keep-alive connection then holds ~2.6 KiB), wait for readiness, then read
         // without suspending. Measured: +5 % user-space instructions per request, -72 % memory when idle.

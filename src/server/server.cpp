@@ -104,6 +104,7 @@ class Server {
   asio::steady_timer drain_timer_;
   std::unique_ptr<observe::Registry> registry_;
   std::atomic<bool> ready_{false};
+  std::atomic<bool> stopping_{false};
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
   std::shared_ptr<const pipeline::Snapshot> current_;
@@ -179,7 +180,7 @@ int Server::run() {
   reload_failed_ =
       control.counter(registry_->counter("virex_config_reloads_total", "Configuration reloads.", {{"result", "failed"}}));
 
-  for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, Shared{registry_.get(), &ready_}));
+  for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, Shared{registry_.get(), &ready_, &stopping_}));
 
   std::vector<std::vector<ListenerSocket>> sockets(n);
   for (const auto& l : cfg.listeners) {
@@ -331,6 +332,7 @@ void Server::drain() {
   if (draining_) return;
   draining_ = true;
   ready_ = false;
+  stopping_ = true;  // before STOPPING=1: any response written after it says Connection: close
   systemd::notify("STOPPING=1");
   const auto deadline = current_->config.limits.drain_timeout;
   spdlog::info("draining: up to {} ms", deadline.count());

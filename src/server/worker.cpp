@@ -129,7 +129,7 @@ std::unique_ptr<char[]> Worker::acquire_buffer() {
 }
 
 void Worker::release_buffer(std::unique_ptr<char[]> b) {
-  if (free_buffers_.size() < kMaxPooledBuffers) free_buffers_.push_back(std::move(b));
+  if (b && free_buffers_.size() < kMaxPooledBuffers) free_buffers_.push_back(std::move(b));
 }
 
 std::list<Connection*>::iterator Worker::attach(Connection* c) {

@@ -62,6 +62,7 @@ inline constexpr std::size_t kReadBufferSize = 8 * 1024;
 struct Shared {  // owned by the server; outlives every worker
   observe::Registry* registry = nullptr;
   std::atomic<bool>* ready = nullptr;
+  std::atomic<bool>* stopping = nullptr;   // set by the control thread before STOPPING=1 and the drain posts
 };
 
 class Worker {
@@ -85,7 +86,9 @@ class Worker {
   observe::AccessLog* access_log() const noexcept { return access_log_.get(); }
   std::string_view date_line() const noexcept { return date_.line(); }
   std::chrono::steady_clock::time_point coarse_now() const noexcept { return now_; }
-  bool draining() const noexcept { return draining_; }
+  // True from the moment the control thread decides to stop (so every response from then on carries
+  // Connection: close), not only once this worker has handled its drain post.
+  bool draining() const noexcept { return draining_ || shared_.stopping->load(std::memory_order_relaxed); }
   const admin::Context& admin_context() const noexcept { return admin_ctx_; }
   RouteSeries& route_series(ListenerState& l, const pipeline::Snapshot& s, std::uint32_t route_index);
   void count_parse_error(http::ParseError e) { parse_errors_[static_cast<std::size_t>(e)].inc(); }
