@@ -27,6 +27,7 @@
 #include <sstream>
 #include <thread>
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -96,6 +97,7 @@ class Server {
   void reload();
   void drain();
   void finish();
+  void watchdog();
   std::shared_ptr<observe::AccessLog> access_log_for(const config::AccessLog& cfg, std::string& error);
 
   Options opts_;
@@ -110,6 +112,10 @@ class Server {
   std::shared_ptr<const pipeline::Snapshot> current_;
   std::shared_ptr<observe::AccessLog> access_log_;
   std::vector<std::shared_ptr<observe::AccessLog>> retired_logs_;  // until every worker has switched
+  std::vector<systemd::InheritedSocket> inherited_;  // socket activation, until a listener claims one
+  asio::steady_timer watchdog_timer_{ioc_};
+  std::chrono::microseconds watchdog_interval_{0};
+  std::size_t watchdog_acks_ = 0;
   config::AccessLog access_log_cfg_;
   std::uint64_t generation_ = 0;
   bool reloading_ = false, reload_again_ = false, draining_ = false;
@@ -125,6 +131,28 @@ bool Server::bind_all(const config::Listener& l, std::vector<std::vector<Listene
   if (ec) {
     error = "listener " + l.name + ": bad address " + l.host;
     return false;
+  }
+  // Socket activation: a socket systemd already listens on for this address is shared by every worker
+  // (connections queued before we started are served, none refused during a restart).
+  const std::string address = addr.is_v6() ? "[" + addr.to_string() + "]:" + std::to_string(l.port)
+                                           : addr.to_string() + ":" + std::to_string(l.port);
+  for (auto it = inherited_.begin(); it != inherited_.end(); ++it) {
+    if (it->address != address) continue;
+    std::vector<ListenerSocket> dups;
+    for (std::size_t w = 0; w < workers_.size(); ++w) {
+      const int fd = ::fcntl(it->fd, F_DUPFD_CLOEXEC, 0);
+      if (fd < 0) {
+        error = "listener " + l.name + ": dup of the systemd socket: " + std::strerror(errno);
+        for (const auto& s : dups) ::close(s.fd);
+        return false;
+      }
+      dups.push_back(ListenerSocket{listener_key(l), l.name, l.admin, addr.is_v6(), fd});
+    }
+    spdlog::info("listener {} ({}): socket from systemd", l.name, address);
+    ::close(it->fd);
+    inherited_.erase(it);
+    for (std::size_t w = 0; w < workers_.size(); ++w) per_worker[w].push_back(std::move(dups[w]));
+    return true;
   }
   std::vector<ListenerSocket> opened;  // handed to per_worker only when every bind succeeded
   for (std::size_t w = 0; w < workers_.size(); ++w) {
@@ -183,6 +211,7 @@ int Server::run() {
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, Shared{registry_.get(), &ready_, &stopping_}));
 
   std::vector<std::vector<ListenerSocket>> sockets(n);
+  inherited_ = systemd::listen_fds();
   for (const auto& l : cfg.listeners) {
     std::string error;
     if (!bind_all(l, sockets, error)) {
@@ -191,6 +220,11 @@ int Server::run() {
       return 1;
     }
   }
+  for (const auto& s : inherited_) {
+    spdlog::warn("socket from systemd ({}) matches no listener; closing it", s.address.empty() ? "not TCP" : s.address);
+    ::close(s.fd);
+  }
+  inherited_.clear();
   std::string log_error;
   access_log_ = access_log_for(cfg.observability.access_log, log_error);
   if (!log_error.empty()) {
@@ -220,6 +254,10 @@ int Server::run() {
           spdlog::info("virex-edge {} ready: {} workers, {} listeners, {} routes", opts_.version, workers_.size(),
                        current_->config.listeners.size(), current_->config.routes.size());
           systemd::notify("READY=1\nSTATUS=serving");
+          if (const auto usec = systemd::watchdog_usec()) {
+            watchdog_interval_ = std::chrono::microseconds(usec / 2);
+            watchdog();
+          }
         }
       });
     });
@@ -328,6 +366,19 @@ void Server::reload() {
   }
 }
 
+// WATCHDOG=1 only when every worker answered the previous round's ping: a worker stuck in a handler stops
+// the pings, and systemd restarts the service after WatchdogSec.
+void Server::watchdog() {
+  if (watchdog_acks_ == workers_.size()) systemd::notify("WATCHDOG=1");
+  watchdog_acks_ = 0;
+  for (auto& w : workers_)
+    asio::post(w->io(), [this] { asio::post(ioc_, [this] { ++watchdog_acks_; }); });
+  watchdog_timer_.expires_after(watchdog_interval_);
+  watchdog_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) watchdog();
+  });
+}
+
 void Server::drain() {
   if (draining_) return;
   draining_ = true;
@@ -354,6 +405,7 @@ void Server::drain() {
 
 void Server::finish() {
   drain_timer_.cancel();
+  watchdog_timer_.cancel();
   boost::system::error_code ec;
   signals_.cancel(ec);
   ioc_.stop();

@@ -142,7 +142,7 @@ class Daemon:
     $DIR by the temp dir, and any extra keyword by its value. Use as a context manager or call start()/stop().
     """
 
-    def __init__(self, yaml_template, argv_style="run", notify_abstract=False, env=None, **subs):
+    def __init__(self, yaml_template, argv_style="run", notify_abstract=False, env=None, argv_prefix=None, **subs):
         self.dir = tempfile.mkdtemp(prefix="virex-it-")
         self.public = free_port()
         self.admin = free_port()
@@ -150,6 +150,7 @@ class Daemon:
         self.config_path = os.path.join(self.dir, "edge.yaml")
         self.write_config(yaml_template)
         self.argv_style = argv_style
+        self.argv_prefix = list(argv_prefix or [])   # e.g. systemd-socket-activate -l ADDR (execs the daemon)
         self.notify_abstract = notify_abstract
         self.extra_env = env or {}
         self.proc = None
@@ -180,17 +181,20 @@ class Daemon:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self, timeout=START_TIMEOUT):
+    def start(self, timeout=START_TIMEOUT, wait_ready=True):
         self.notify = NotifyListener(self.dir, abstract=self.notify_abstract)
         if self.argv_style == "run":
             argv = [edge_bin(), "run", "--config", self.config_path]
         else:
             argv = [edge_bin(), "--config", self.config_path]
+        argv = self.argv_prefix + argv
         self._out = open(self.stdout_path, "wb")
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(argv, stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL,
                                      env=child_env({"NOTIFY_SOCKET": self.notify.address, **self.extra_env}),
                                      cwd=self.dir)
+        if not wait_ready:
+            return self
         try:
             self.wait_notify("READY=1", timeout)
         except AssertionError as e:
