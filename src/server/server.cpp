@@ -203,7 +203,14 @@ int Server::run() {
   unsigned n = cfg.node.workers ? cfg.node.workers : std::max(1u, std::thread::hardware_concurrency());
   registry_ = std::make_unique<observe::Registry>(n + 1);
   const auto control = registry_->shard(n);
-  control.gauge(registry_->gauge("virex_build_info", "Build information (always 1).", {{"version", opts_.version}})).add(1);
+  std::string node = cfg.node.name;
+  if (node.empty()) {
+    char host[256] = {};
+    node = ::gethostname(host, sizeof host - 1) == 0 ? host : "unknown";
+  }
+  control.gauge(registry_->gauge("virex_build_info", "Build and node information (always 1).",
+                                 {{"version", opts_.version}, {"node", node}, {"region", cfg.node.region}}))
+      .add(1);
   reload_ok_ = control.counter(registry_->counter("virex_config_reloads_total", "Configuration reloads.", {{"result", "ok"}}));
   reload_failed_ =
       control.counter(registry_->counter("virex_config_reloads_total", "Configuration reloads.", {{"result", "failed"}}));

@@ -81,6 +81,7 @@ class AdminTest(DaemonTestCase):
         self.assertEqual(len(build), 1, build)
         self.assertEqual(build[0][1], 1.0)
         self.assertIn(build[0][0].get("version", "<none>"), cp.stdout, "build_info version vs `version`")
+        self.assertEqual((build[0][0].get("node"), build[0][0].get("region")), ("t", "r"), build)
 
     def test_counters_move_after_requests(self):
         d = self.daemon(CONFIG)
