@@ -18,12 +18,12 @@ constexpr std::size_t kInitialBuffer = kReadBufferSize;
 constexpr std::size_t kLingerBytes = 1024 * 1024;       // discarded at most after an error response
 constexpr auto kLingerTime = std::chrono::seconds(2);   // RFC 9112 §9.6: read a little before closing
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-constexpr auto token = asio::as_tuple(asio::use_awaitable);
+constexpr auto token = asio::as_tuple(kUseAwaitable);
 
 enum Text { kMethod, kTarget, kHost, kReferer, kAgent, kEnd };
 }  // namespace
 
-Connection::Connection(Worker& w, std::shared_ptr<ListenerState> l, tcp::socket s)
+Connection::Connection(Worker& w, std::shared_ptr<ListenerState> l, Socket s)
     : worker_(w),
       listener_(std::move(l)),
       socket_(std::move(s)),
@@ -110,7 +110,7 @@ http::ConnectionHeader Connection::connection_header() {
   return pending_.version == 10 ? http::ConnectionHeader::keep_alive : http::ConnectionHeader::none;
 }
 
-asio::awaitable<void> Connection::run(Connection* raw) {
+Awaitable<void> Connection::run(Connection* raw) {
   std::unique_ptr<Connection> self(raw);
   Connection& c = *self;
   try {
@@ -154,7 +154,7 @@ asio::awaitable<void> Connection::run(Connection* raw) {
         c.begin_ = c.end_ = 0;
         c.waiting_idle_ = true;
         c.trim();
-        auto [wec] = co_await c.socket_.async_wait(tcp::socket::wait_read, token);
+        auto [wec] = co_await c.socket_.async_wait(Socket::wait_read, token);
         c.waiting_idle_ = false;
         if (!c.buf_) c.buf_ = c.worker_.acquire_buffer();
         if (c.scratch_.capacity() <= sizeof(std::string)) c.scratch_ = c.worker_.acquire_scratch();
@@ -197,7 +197,7 @@ asio::awaitable<void> Connection::run(Connection* raw) {
     spdlog::error("connection: {}", e.what());
   }
   boost::system::error_code ignored;
-  c.socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  c.socket_.shutdown(Socket::shutdown_both, ignored);
   c.socket_.close(ignored);
 }
 
@@ -219,9 +219,9 @@ bool Connection::finish_write(const boost::system::error_code& ec, std::size_t n
   return true;
 }
 
-asio::awaitable<void> Connection::linger() {
+Awaitable<void> Connection::linger() {
   boost::system::error_code ec;
-  socket_.shutdown(tcp::socket::shutdown_send, ec);
+  socket_.shutdown(Socket::shutdown_send, ec);
   set_deadline(Phase::linger);
   std::size_t discarded = 0;
   while (discarded < kLingerBytes && timed_out_ == Timeout::none) {

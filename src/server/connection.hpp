@@ -18,11 +18,11 @@ namespace virex::server {
 
 class Connection {
  public:
-  Connection(Worker& w, std::shared_ptr<ListenerState> l, tcp::socket s);
+  Connection(Worker& w, std::shared_ptr<ListenerState> l, Socket s);
   ~Connection();
 
   // The connection's life. Suspends on socket I/O only; deletes `self` when it returns.
-  static asio::awaitable<void> run(Connection* self);
+  static Awaitable<void> run(Connection* self);
 
   // Worker tick: enforce the current deadline (cancels the pending I/O; run() decides what to send).
   void on_tick(std::chrono::steady_clock::time_point now);
@@ -85,13 +85,13 @@ class Connection {
   // Builds iov_ from segments_ (before a write) and accounts for the write (after it).
   void prepare_write();
   bool finish_write(const boost::system::error_code& ec, std::size_t n);
-  asio::awaitable<void> linger();
+  Awaitable<void> linger();
   bool idle_between_requests() noexcept;
   void trim();  // while waiting idle: return buffers and parser state to the worker's pools
 
   Worker& worker_;
   std::shared_ptr<ListenerState> listener_;
-  tcp::socket socket_;
+  Socket socket_;
   std::list<Connection*>::iterator self_;
   std::shared_ptr<const pipeline::Snapshot> snapshot_;
   http::H1RequestParser parser_;

@@ -15,11 +15,11 @@
 namespace virex::server {
 namespace {
 constexpr auto kTick = std::chrono::milliseconds(250);
-constexpr auto token = asio::as_tuple(asio::use_awaitable);
+constexpr auto token = asio::as_tuple(kUseAwaitable);
 
 // Accepts until the acceptor closes. Suspends in async_accept; keeps `l` alive.
-asio::awaitable<void> accept_loop(Worker* w, std::shared_ptr<ListenerState> l) {
-  asio::steady_timer backoff(w->io());
+Awaitable<void> accept_loop(Worker* w, std::shared_ptr<ListenerState> l) {
+  Timer backoff(w->io().get_executor());
   while (l->acceptor.is_open()) {
     auto [ec, sock] = co_await l->acceptor.async_accept(token);
     if (ec) {
@@ -51,7 +51,7 @@ Worker::Worker(unsigned id, Shared shared)
       shared_(shared),
       shard_(shared.registry->shard(id)),
       ioc_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),
-      ticker_(ioc_) {
+      ticker_(ioc_.get_executor()) {
   admin_ctx_.registry = shared.registry;
   admin_ctx_.ready = shared.ready;
   for (std::size_t i = 0; i < http::kParseErrorCount; ++i) {

@@ -11,7 +11,11 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/basic_socket_acceptor.hpp>
+#include <boost/asio/basic_stream_socket.hpp>
+#include <boost/asio/basic_waitable_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <array>
 #include <chrono>
@@ -25,6 +29,15 @@ namespace virex::server {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+// Every I/O object of a worker names its io_context's executor type directly: no any_io_executor type
+// erasure on the per-request path.
+using Executor = asio::io_context::executor_type;
+using Socket = asio::basic_stream_socket<tcp, Executor>;
+using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
+using Timer = asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, Executor>;
+template <class T>
+using Awaitable = asio::awaitable<T, Executor>;
+inline constexpr asio::use_awaitable_t<Executor> kUseAwaitable{};
 
 class Connection;
 
@@ -39,12 +52,12 @@ struct ListenerState {
   std::string key;             // name|address|admin — identity across reloads
   std::string name;
   bool admin = false;
-  tcp::acceptor acceptor;
+  Acceptor acceptor;
   observe::CounterRef open, accepted, bytes_in, bytes_out;
   std::vector<RouteSeries> routes;  // index = route index; last = "none"; cleared on snapshot change
   std::uint64_t routes_generation = 0;
 
-  explicit ListenerState(asio::io_context& ioc) : acceptor(ioc) {}
+  explicit ListenerState(asio::io_context& ioc) : acceptor(ioc.get_executor()) {}
 };
 
 // A bound, listening socket handed from the control thread to one worker.
@@ -131,7 +144,7 @@ class Worker {
   // Declared after the state above on purpose: destroying the io_context destroys suspended connection
   // coroutines, whose destructors still detach from connections_ and touch their listener state.
   asio::io_context ioc_;
-  asio::steady_timer ticker_;
+  Timer ticker_;
 };
 
 }  // namespace virex::server
