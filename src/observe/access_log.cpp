@@ -1,15 +1,19 @@
 // Access log: pure line formatters (combined, json) and the asynchronous file writer behind AccessLog.
-// Workers call write(): it formats on the worker and enqueues into this log's own bounded spdlog queue
-// (overrun_oldest: a full queue drops the oldest line, never blocks). One logging thread owns the FILE*;
-// reopen() swaps it under the sink mutex (control thread, SIGUSR1 after logrotate).
+// Workers format lines into their own staging buffer (no lock) and hand it over in 64 KiB chunks (and on
+// their 250 ms tick); one writer thread writes whole chunks. reopen() (SIGUSR1 after logrotate) is done by
+// the writer between chunks.
 #include <virex/observe/access_log.hpp>
 
-#include <spdlog/async_logger.h>
-#include <spdlog/details/thread_pool.h>
-#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <deque>
+#include <thread>
+#include <utility>
 
 #include <cerrno>
 #include <charconv>
@@ -22,7 +26,6 @@
 namespace virex::observe {
 namespace {
 
-constexpr std::size_t kQueueLines = 8192;
 constexpr auto kFlushWait = std::chrono::seconds(5);
 constexpr char kHex[] = "0123456789abcdef";
 constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -171,124 +174,145 @@ void append_json_number(std::string& out, std::string_view key, std::uint64_t va
   append_uint(out, value);
 }
 
-// Sink over a FILE* that writes each formatted line (pattern "%v"); runs on the log thread only, except
-// reopen() and the flush barrier, which the base_sink mutex and flush_mu_ serialise.
-class LineSink final : public spdlog::sinks::base_sink<std::mutex> {
+// The writer: one thread that owns the file descriptor and writes whole chunks (many lines each) that
+// workers hand over. Workers never wait for it: a chunk that would push the queue past kMaxQueuedBytes is
+// dropped and its lines counted. reopen() (control thread) is carried out by the writer between chunks.
+class FileAccessLog final : public AccessLog {
  public:
-  LineSink(std::string path, std::FILE* file) : path_(std::move(path)), file_(file) {}
-  ~LineSink() override {
-    if (file_ != nullptr) {
-      std::fflush(file_);
-      if (file_ != stdout) std::fclose(file_);
-    }
-  }
+  FileAccessLog(config::AccessLogFormat format, std::string path, int fd)
+      : format_(format), path_(std::move(path)), fd_(fd), thread_([this] { run(); }) {}
 
-  // Reopens the path (logrotate moved the old file); on failure keeps writing to the old one.
-  bool reopen(std::string& error) {
-    std::lock_guard lock(mutex_);
-    if (file_ == stdout) return true;
-    std::FILE* f = std::fopen(path_.c_str(), "ae");
-    if (f == nullptr) {
-      error = "cannot open " + path_ + ": " + std::strerror(errno);
-      return false;
-    }
-    std::fclose(file_);
-    file_ = f;
-    return true;
-  }
-
-  // Flushes to the OS when the queue is empty: batches under load, yet an idle log is complete on disk.
-  void set_pool(spdlog::details::thread_pool* pool) {
-    std::lock_guard lock(mutex_);
-    pool_ = pool;
-  }
-
-  std::uint64_t flush_count() {
-    std::lock_guard lock(flush_mu_);
-    return flushes_;
-  }
-
-  // Waits until a flush issued after `before` was observed; false on timeout.
-  bool wait_flush(std::uint64_t before, std::chrono::milliseconds timeout) {
-    std::unique_lock lock(flush_mu_);
-    return flush_cv_.wait_for(lock, timeout, [&] { return flushes_ > before; });
-  }
-
- protected:
-  void sink_it_(const spdlog::details::log_msg& msg) override {
-    spdlog::memory_buf_t buf;
-    formatter_->format(msg, buf);
-    std::fwrite(buf.data(), 1, buf.size(), file_);
-    if (pool_ != nullptr && pool_->queue_size() == 0) std::fflush(file_);
-  }
-
-  void flush_() override {
-    std::fflush(file_);
+  ~FileAccessLog() override {
     {
-      std::lock_guard lock(flush_mu_);
-      ++flushes_;
+      std::lock_guard lock(mu_);
+      stop_ = true;
     }
-    flush_cv_.notify_all();
+    cv_.notify_all();
+    thread_.join();  // the writer drains the queue before it exits
+    if (fd_ != STDOUT_FILENO) ::close(fd_);
   }
 
- private:
-  const std::string path_;
-  std::FILE* file_;
-  spdlog::details::thread_pool* pool_ = nullptr;
-  std::mutex flush_mu_;
-  std::condition_variable flush_cv_;
-  std::uint64_t flushes_ = 0;
-};
-
-class SpdlogAccessLog final : public AccessLog {
- public:
-  SpdlogAccessLog(config::AccessLogFormat format, std::shared_ptr<LineSink> sink)
-      : format_(format), sink_(std::move(sink)) {
-    pool_ = std::make_shared<spdlog::details::thread_pool>(kQueueLines, 1, [] {
-      pthread_setname_np(pthread_self(), "virex-accesslog");
-    });
-    sink_->set_pattern("%v");
-    sink_->set_pool(pool_.get());
-    logger_ = std::make_shared<spdlog::async_logger>("access", sink_, pool_,
-                                                     spdlog::async_overflow_policy::overrun_oldest);
-    logger_->set_level(spdlog::level::info);
+  void append(AccessLogBuffer& buf, const AccessRecord& r) override {
+    format_ == config::AccessLogFormat::json ? append_json(buf.data, r) : append_combined(buf.data, r);
+    buf.data += '\n';
+    ++buf.lines;
+    if (buf.data.size() >= kHandOverBytes) hand_over(buf);
   }
 
-  ~SpdlogAccessLog() override {
-    flush();
-    sink_->set_pool(nullptr);
-    logger_.reset();
-    pool_.reset();  // joins the log thread after it wrote what is still queued
+  void hand_over(AccessLogBuffer& buf) override {
+    if (buf.data.empty()) return;
+    std::string chunk;
+    chunk.reserve(kHandOverBytes + 1024);
+    chunk.swap(buf.data);  // the worker keeps a fresh buffer of the same capacity
+    const std::uint64_t lines = std::exchange(buf.lines, 0);
+    {
+      std::lock_guard lock(mu_);
+      if (queued_bytes_ + chunk.size() > kMaxQueuedBytes) {
+        dropped_.fetch_add(lines, std::memory_order_relaxed);
+        return;
+      }
+      queued_bytes_ += chunk.size();
+      queue_.push_back(std::move(chunk));
+      ++enqueued_;
+    }
+    cv_.notify_one();
   }
 
   void write(const AccessRecord& r) override {
-    std::string line = format_ == config::AccessLogFormat::json ? format_json(r) : format_combined(r);
-    logger_->log(spdlog::level::info, spdlog::string_view_t(line.data(), line.size()));
+    AccessLogBuffer one;
+    append(one, r);
+    hand_over(one);
   }
 
   void reopen() override {
-    std::string error;
-    if (!sink_->reopen(error)) spdlog::error("access log: {}", error);
+    {
+      std::lock_guard lock(mu_);
+      reopen_ = true;
+      reopen_seq_ = enqueued_;  // chunks handed over before the signal still go to the old file
+    }
+    cv_.notify_one();
   }
 
-  // A flush message queued behind every line written so far; when the log thread has run it, they are all
-  // in the file. Re-posted periodically in case overrun_oldest dropped it from a full queue.
   void flush() override {
-    const std::uint64_t before = sink_->flush_count();
-    const auto deadline = std::chrono::steady_clock::now() + kFlushWait;
-    do {
-      logger_->flush();
-      if (sink_->wait_flush(before, std::chrono::milliseconds(100))) return;
-    } while (std::chrono::steady_clock::now() < deadline);
+    std::unique_lock lock(mu_);
+    const std::uint64_t target = enqueued_;
+    flushed_cv_.wait_for(lock, kFlushWait, [&] { return written_ >= target; });
   }
 
-  std::uint64_t dropped() const override { return pool_->overrun_counter(); }
+  std::uint64_t dropped() const override { return dropped_.load(std::memory_order_relaxed); }
 
  private:
+  static constexpr std::size_t kHandOverBytes = 64 * 1024;
+  static constexpr std::size_t kMaxQueuedBytes = 16 * 1024 * 1024;
+
+  void run() {
+    pthread_setname_np(pthread_self(), "virex-accesslog");
+    std::deque<std::string> batch;
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stop_ || reopen_ || !queue_.empty(); });
+      bool reopen = std::exchange(reopen_, false);
+      const std::uint64_t reopen_at = reopen_seq_, first = written_;
+      batch.swap(queue_);
+      lock.unlock();
+      std::size_t bytes = 0;
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (reopen && first + i == reopen_at) {
+          do_reopen();
+          reopen = false;
+        }
+        write_all(batch[i]);
+        bytes += batch[i].size();
+      }
+      const std::size_t n = batch.size();
+      batch.clear();
+      if (reopen) do_reopen();
+      lock.lock();
+      queued_bytes_ -= bytes;
+      written_ += n;
+      flushed_cv_.notify_all();
+      if (stop_ && queue_.empty()) return;
+    }
+  }
+
+  void write_all(std::string_view data) {
+    while (!data.empty()) {
+      const ssize_t n = ::write(fd_, data.data(), data.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (!write_error_logged_) spdlog::error("access log {}: {}", path_, std::strerror(errno));
+        write_error_logged_ = true;
+        return;  // the disk is full or gone: lose this chunk, not the server
+      }
+      data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    write_error_logged_ = false;
+  }
+
+  void do_reopen() {
+    if (fd_ == STDOUT_FILENO) return;
+    const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+      spdlog::error("access log: cannot reopen {}: {}", path_, std::strerror(errno));
+      return;  // keep writing to the old file
+    }
+    ::close(fd_);
+    fd_ = fd;
+  }
+
   const config::AccessLogFormat format_;
-  std::shared_ptr<LineSink> sink_;
-  std::shared_ptr<spdlog::details::thread_pool> pool_;
-  std::shared_ptr<spdlog::async_logger> logger_;
+  const std::string path_;
+  int fd_;  // writer thread only (and the destructor after join)
+  bool write_error_logged_ = false;
+  std::mutex mu_;
+  std::condition_variable cv_, flushed_cv_;
+  std::deque<std::string> queue_;
+  std::size_t queued_bytes_ = 0;
+  std::uint64_t enqueued_ = 0, written_ = 0;  // chunks
+  std::uint64_t reopen_seq_ = 0;               // the first chunk that goes to the reopened file
+  bool stop_ = false, reopen_ = false;
+  std::atomic<std::uint64_t> dropped_{0};
+  std::thread thread_;  // last: starts after every member above is initialised
 };
 
 }  // namespace
@@ -296,6 +320,11 @@ class SpdlogAccessLog final : public AccessLog {
 std::string format_combined(const AccessRecord& r) {
   std::string out;
   out.reserve(160 + r.target.size() + r.user_agent.size() + r.referer.size());
+  append_combined(out, r);
+  return out;
+}
+
+void append_combined(std::string& out, const AccessRecord& r) {
   std::string_view ip = client_ip(r.client);
   if (ip.empty()) {
     out += '-';
@@ -337,12 +366,16 @@ std::string format_combined(const AccessRecord& r) {
   append_extra(out, "upstream", r.upstream);
   append_extra(out, "trace_id", r.trace_id);
   append_extra(out, "error", r.error);
-  return out;
 }
 
 std::string format_json(const AccessRecord& r) {
   std::string out;
   out.reserve(256 + r.target.size() + r.user_agent.size() + r.referer.size());
+  append_json(out, r);
+  return out;
+}
+
+void append_json(std::string& out, const AccessRecord& r) {
   const Utc t = utc(r.time);
   out += "{\"time\":\"";  // RFC 3339: 2026-12-04T19:49:59.123Z
   append_uint(out, t.tm.tm_year + 1900, 4);
@@ -374,7 +407,6 @@ std::string format_json(const AccessRecord& r) {
   if (!r.trace_id.empty()) append_json_field(out, "trace_id", r.trace_id);
   if (!r.error.empty()) append_json_field(out, "error", r.error);
   out += '}';
-  return out;
 }
 
 std::unique_ptr<AccessLog> AccessLog::open(const config::AccessLog& cfg, std::string& error) {
@@ -382,15 +414,15 @@ std::unique_ptr<AccessLog> AccessLog::open(const config::AccessLog& cfg, std::st
     error = "access log path is empty";
     return nullptr;
   }
-  std::FILE* file = stdout;
+  int fd = STDOUT_FILENO;
   if (cfg.path != "-") {
-    file = std::fopen(cfg.path.c_str(), "ae");
-    if (file == nullptr) {
+    fd = ::open(cfg.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
       error = "cannot open " + cfg.path + ": " + std::strerror(errno);
       return nullptr;
     }
   }
-  return std::make_unique<SpdlogAccessLog>(cfg.format, std::make_shared<LineSink>(cfg.path, file));
+  return std::make_unique<FileAccessLog>(cfg.format, cfg.path, fd);
 }
 
 }  // namespace virex::observe

@@ -318,7 +318,7 @@ void Connection::on_head() {
       p.status = 404;
     }
   }
-  if (worker_.access_log()) {
+  if (worker_.access_log_enabled()) {
     p.wall = std::chrono::system_clock::now();
     p.text.clear();
     auto put = [&](int i, std::string_view v) {
@@ -397,7 +397,7 @@ void Connection::finish_request(unsigned status, std::size_t bytes_out, std::siz
   const auto now = std::chrono::steady_clock::now();
   const auto start = pending_.start.time_since_epoch().count() ? pending_.start : now;
   series.duration.observe(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count()));
-  if (worker_.access_log()) log_access(status, bytes_out, body_bytes, error);
+  if (worker_.access_log_enabled()) log_access(status, bytes_out, body_bytes, error);
   pending_.start = {};
   pending_.text.clear();
 }
@@ -436,7 +436,7 @@ void Connection::log_access(unsigned status, std::size_t bytes_out, std::size_t 
                                                   : std::chrono::nanoseconds(0);
   r.route = p.route ? std::string_view(p.route->name) : std::string_view{};
   r.error = error;
-  worker_.access_log()->write(r);
+  worker_.log_access(r);
 }
 
 }  // namespace virex::server

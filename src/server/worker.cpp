@@ -83,6 +83,7 @@ void Worker::run() {
   for (;;) {
     try {
       ioc_.run();
+      if (access_log_) access_log_->hand_over(access_log_buffer_);
       return;
     } catch (const std::exception& e) {
       // Nothing should throw out of a handler; if something does, keep the worker serving.
@@ -93,6 +94,7 @@ void Worker::run() {
 
 void Worker::tick() {
   now_ = std::chrono::steady_clock::now();
+  if (access_log_) access_log_->hand_over(access_log_buffer_);
   date_.refresh(std::time(nullptr));
   for (Connection* c : connections_) c->on_tick(now_);
   if (draining_ && connections_.empty()) return;  // nothing left to watch: let run() return
@@ -177,6 +179,7 @@ void Worker::post_install(std::shared_ptr<const pipeline::Snapshot> snap, std::s
 void Worker::install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared_ptr<observe::AccessLog> log,
                      std::vector<ListenerSocket> add, const std::vector<std::string>& remove) {
   snapshot_ = std::move(snap);
+  if (access_log_ && access_log_ != log) access_log_->hand_over(access_log_buffer_);  // lines go to the old file
   access_log_ = std::move(log);
   for (const std::string& key : remove) {
     for (auto it = listeners_.begin(); it != listeners_.end();) {

@@ -96,7 +96,8 @@ class Worker {
 
   // ---- used by connections (worker thread only) ----
   const std::shared_ptr<const pipeline::Snapshot>& snapshot() const noexcept { return snapshot_; }
-  observe::AccessLog* access_log() const noexcept { return access_log_.get(); }
+  bool access_log_enabled() const noexcept { return access_log_ != nullptr; }
+  void log_access(const observe::AccessRecord& r) { access_log_->append(access_log_buffer_, r); }
   std::string_view date_line() const noexcept { return date_.line(); }
   std::chrono::steady_clock::time_point coarse_now() const noexcept { return now_; }
   // True from the moment the control thread decides to stop (so every response from then on carries
@@ -131,6 +132,7 @@ class Worker {
   admin::Context admin_ctx_;
   std::shared_ptr<const pipeline::Snapshot> snapshot_;
   std::shared_ptr<observe::AccessLog> access_log_;
+  observe::AccessLogBuffer access_log_buffer_;  // handed over on the tick, on a log switch and at exit
   std::list<std::shared_ptr<ListenerState>> listeners_;
   std::list<Connection*> connections_;
   std::vector<std::unique_ptr<char[]>> free_buffers_;  // kReadBufferSize each, at most kMaxPooledBuffers

@@ -1,6 +1,6 @@
 // Access log: one line per request in `combined` or `json`, written asynchronously off the workers.
-// write() may be called from any worker thread; it formats into a string and enqueues it without waiting
-// (a full queue drops the line and counts it). reopen() (control thread, on SIGUSR1) reopens the file so
+// Each worker formats into its own AccessLogBuffer (append) and hands chunks to the log's writer thread;
+// nothing on a worker waits for the disk. reopen() (control thread, on SIGUSR1) reopens the file so
 // logrotate can move it.
 #pragma once
 
@@ -39,16 +39,31 @@ struct AccessRecord {
 // Formats `r` as one line without the trailing newline (pure; unit-tested).
 std::string format_combined(const AccessRecord& r);
 std::string format_json(const AccessRecord& r);
+void append_combined(std::string& out, const AccessRecord& r);
+void append_json(std::string& out, const AccessRecord& r);
+
+// One worker's staging buffer: lines are formatted into it without any lock and handed to the writer in
+// chunks. Owned and used by one thread.
+struct AccessLogBuffer {
+  std::string data;
+  std::uint64_t lines = 0;
+};
 
 class AccessLog {
  public:
-  // Opens the sink described by `cfg` ("-" = stdout). Returns nullptr with `error` set on failure.
+  // Opens the file described by `cfg` ("-" = stdout) and starts its writer thread. Returns nullptr with
+  // `error` set on failure.
   static std::unique_ptr<AccessLog> open(const config::AccessLog& cfg, std::string& error);
-  virtual ~AccessLog() = default;
-  virtual void write(const AccessRecord& r) = 0;   // never blocks on I/O
-  virtual void reopen() = 0;                       // reopen the file (SIGUSR1)
-  virtual void flush() = 0;                        // wait until queued lines are written (shutdown, tests)
-  virtual std::uint64_t dropped() const = 0;       // lines dropped because the queue was full
+  virtual ~AccessLog() = default;  // writes what is queued, then stops the writer
+  // Formats `r` into `buf` (the caller's own) and hands the buffer over once it holds a chunk (64 KiB).
+  // Never blocks on I/O: when the writer is behind by more than 16 MiB the chunk is dropped and counted.
+  virtual void append(AccessLogBuffer& buf, const AccessRecord& r) = 0;
+  // Hands over whatever `buf` holds (a worker's tick, and before it switches to another log).
+  virtual void hand_over(AccessLogBuffer& buf) = 0;
+  virtual void write(const AccessRecord& r) = 0;   // one line, handed over at once (tests, rare callers)
+  virtual void reopen() = 0;                       // reopen the file (SIGUSR1); done by the writer thread
+  virtual void flush() = 0;                        // wait (≤ 5 s) until what was handed over is written
+  virtual std::uint64_t dropped() const = 0;       // lines dropped because the writer was too far behind
 };
 
 // Daemon log (spdlog default logger, async, to stderr → journald). Level names as in config.

@@ -177,6 +177,30 @@ TEST(AccessLogFile, WritesFlushesAndReopensAfterRotation) {
   EXPECT_EQ(log->dropped(), 0u);
 }
 
+TEST(AccessLogFile, WorkerBuffersAreHandedOverInChunksInOrder) {
+  TempDir dir;
+  const auto path = dir / "access.log";
+  std::string error;
+  auto log = AccessLog::open({path.string(), config::AccessLogFormat::json}, error);
+  ASSERT_NE(log, nullptr) << error;
+  AccessLogBuffer buf;
+  std::vector<std::string> want;
+  for (unsigned i = 0; i < 5000; ++i) {  // ~1.5 MB: many 64 KiB chunks handed over by append() itself
+    AccessRecord r = basic();
+    r.status = 200 + i % 300;
+    r.bytes_in = i;
+    log->append(buf, r);
+    want.push_back(format_json(r));
+  }
+  EXPECT_LT(buf.data.size(), 64u * 1024) << "append() hands full chunks over";
+  log->hand_over(buf);
+  EXPECT_TRUE(buf.data.empty());
+  EXPECT_EQ(buf.lines, 0u);
+  log->flush();
+  EXPECT_EQ(read_lines(path), want);
+  EXPECT_EQ(log->dropped(), 0u);
+}
+
 TEST(AccessLogFile, JsonLinesAppendToAnExistingFile) {
   TempDir dir;
   const auto path = dir / "access.json";
