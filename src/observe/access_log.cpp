@@ -192,15 +192,15 @@ class FileAccessLog final : public AccessLog {
     if (fd_ != STDOUT_FILENO) ::close(fd_);
   }
 
-  void append(AccessLogBuffer& buf, const AccessRecord& r) override {
+  std::uint64_t append(AccessLogBuffer& buf, const AccessRecord& r) override {
     format_ == config::AccessLogFormat::json ? append_json(buf.data, r) : append_combined(buf.data, r);
     buf.data += '\n';
     ++buf.lines;
-    if (buf.data.size() >= kHandOverBytes) hand_over(buf);
+    return buf.data.size() >= kHandOverBytes ? hand_over(buf) : 0;
   }
 
-  void hand_over(AccessLogBuffer& buf) override {
-    if (buf.data.empty()) return;
+  std::uint64_t hand_over(AccessLogBuffer& buf) override {
+    if (buf.data.empty()) return 0;
     std::string chunk;
     chunk.reserve(kHandOverBytes + 1024);
     chunk.swap(buf.data);  // the worker keeps a fresh buffer of the same capacity
@@ -209,13 +209,14 @@ class FileAccessLog final : public AccessLog {
       std::lock_guard lock(mu_);
       if (queued_bytes_ + chunk.size() > kMaxQueuedBytes) {
         dropped_.fetch_add(lines, std::memory_order_relaxed);
-        return;
+        return lines;
       }
       queued_bytes_ += chunk.size();
       queue_.push_back(std::move(chunk));
       ++enqueued_;
     }
     cv_.notify_one();
+    return 0;
   }
 
   void write(const AccessRecord& r) override {

@@ -66,7 +66,14 @@ Worker::Worker(unsigned id, Shared shared)
     timeouts_[i] = shard_.counter(shared.registry->counter(
         "virex_http_timeouts_total", "Client connections closed because a deadline expired, by phase.",
         {{"phase", std::string(kPhases[i])}}));
+  access_log_dropped_ = shard_.counter(shared.registry->counter(
+      "virex_access_log_dropped_lines_total", "Access log lines dropped because the writer fell behind."));
   now_ = std::chrono::steady_clock::now();
+}
+
+void Worker::hand_over_access_log() {
+  if (!access_log_) return;
+  if (const auto lost = access_log_->hand_over(access_log_buffer_)) access_log_dropped_.inc(lost);
 }
 
 Worker::~Worker() {
@@ -83,7 +90,7 @@ void Worker::run() {
   for (;;) {
     try {
       ioc_.run();
-      if (access_log_) access_log_->hand_over(access_log_buffer_);
+      hand_over_access_log();
       return;
     } catch (const std::exception& e) {
       // Nothing should throw out of a handler; if something does, keep the worker serving.
@@ -179,7 +186,7 @@ void Worker::post_install(std::shared_ptr<const pipeline::Snapshot> snap, std::s
 void Worker::install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared_ptr<observe::AccessLog> log,
                      std::vector<ListenerSocket> add, const std::vector<std::string>& remove) {
   snapshot_ = std::move(snap);
-  if (access_log_ && access_log_ != log) access_log_->hand_over(access_log_buffer_);  // lines go to the old file
+  if (access_log_ != log) hand_over_access_log();  // lines logged so far go to the old file
   access_log_ = std::move(log);
   for (const std::string& key : remove) {
     for (auto it = listeners_.begin(); it != listeners_.end();) {

@@ -97,7 +97,9 @@ class Worker {
   // ---- used by connections (worker thread only) ----
   const std::shared_ptr<const pipeline::Snapshot>& snapshot() const noexcept { return snapshot_; }
   bool access_log_enabled() const noexcept { return access_log_ != nullptr; }
-  void log_access(const observe::AccessRecord& r) { access_log_->append(access_log_buffer_, r); }
+  void log_access(const observe::AccessRecord& r) {
+    if (const auto lost = access_log_->append(access_log_buffer_, r)) access_log_dropped_.inc(lost);
+  }
   std::string_view date_line() const noexcept { return date_.line(); }
   std::chrono::steady_clock::time_point coarse_now() const noexcept { return now_; }
   // True from the moment the control thread decides to stop (so every response from then on carries
@@ -139,6 +141,8 @@ class Worker {
   std::vector<std::string> free_scratch_;
   std::array<observe::CounterRef, http::kParseErrorCount> parse_errors_;
   std::array<observe::CounterRef, 4> timeouts_;
+  observe::CounterRef access_log_dropped_;
+  void hand_over_access_log();
   core::DateLine date_;
   std::chrono::steady_clock::time_point now_;
   bool draining_ = false;

@@ -57,9 +57,11 @@ class AccessLog {
   virtual ~AccessLog() = default;  // writes what is queued, then stops the writer
   // Formats `r` into `buf` (the caller's own) and hands the buffer over once it holds a chunk (64 KiB).
   // Never blocks on I/O: when the writer is behind by more than 16 MiB the chunk is dropped and counted.
-  virtual void append(AccessLogBuffer& buf, const AccessRecord& r) = 0;
-  // Hands over whatever `buf` holds (a worker's tick, and before it switches to another log).
-  virtual void hand_over(AccessLogBuffer& buf) = 0;
+  // Returns the lines dropped by a hand-over it did (0 almost always).
+  virtual std::uint64_t append(AccessLogBuffer& buf, const AccessRecord& r) = 0;
+  // Hands over whatever `buf` holds (a worker's tick, and before it switches to another log); returns the
+  // lines dropped because the writer is too far behind.
+  virtual std::uint64_t hand_over(AccessLogBuffer& buf) = 0;
   virtual void write(const AccessRecord& r) = 0;   // one line, handed over at once (tests, rare callers)
   virtual void reopen() = 0;                       // reopen the file (SIGUSR1); done by the writer thread
   virtual void flush() = 0;                        // wait (≤ 5 s) until what was handed over is written
