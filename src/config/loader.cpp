@@ -15,6 +15,7 @@
 #include <limits>
 #include <map>
 #include <sstream>
+#include <unordered_set>
 
 namespace virex::config {
 namespace {
@@ -42,6 +43,9 @@ bool is_token(std::string_view text) {
     return is_alpha(c) || is_digit(c) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
   });
 }
+
+constexpr Duration kMaxTimeout = std::chrono::hours(24);
+constexpr std::size_t kMaxMethods = 32;
 
 // Names of listeners and routes end up as metric labels and in logs: keep them to [A-Za-z0-9_.-]+.
 bool is_label(std::string_view text) {
@@ -152,7 +156,7 @@ class Walker {
   template <typename Fn>
   bool entries(const Field& field, Fn each) {
     if (!has_shape(field, field.node.IsMap(), "expected a mapping")) return false;
-    std::vector<std::string> seen;
+    std::unordered_set<std::string> seen;  // a set: a hostile file with 100k keys must not cost O(n²)
     for (auto it = field.node.begin(); it != field.node.end(); ++it) {
       Field key{it->first, field.path, locate(it->first, field.at)};
       if (!key.node.IsScalar()) {
@@ -160,11 +164,10 @@ class Walker {
         continue;
       }
       key.path = join(field.path, key.node.Scalar());
-      if (std::find(seen.begin(), seen.end(), key.node.Scalar()) != seen.end()) {
+      if (!seen.insert(key.node.Scalar()).second) {
         fail(key, "duplicate key");
         continue;
       }
-      seen.push_back(key.node.Scalar());
       const Field value{it->second, key.path, locate(it->second, key.at)};
       each(key, value);
     }
@@ -256,6 +259,10 @@ class Walker {
       fail(field, "must be greater than 0");
       return std::nullopt;
     }
+    if (*value > kMaxTimeout) {  // deadlines are steady_clock time points: keep far from overflow
+      fail(field, "must be at most 1d");
+      return std::nullopt;
+    }
     return value;
   }
 
@@ -332,8 +339,13 @@ class Unique {
 
 void read_node(Walker& w, const Field& field, Node& node) {
   w.map(field, {
-      {"name", w.into(node.name)},
-      {"region", w.into(node.region)},
+      // Both become metric label values: [A-Za-z0-9_.-]+ (valid UTF-8, no quotes).
+      {"name",
+       [&](const Field& f) {  // "" (the default) means the host name
+         if (f.node.IsScalar() && f.node.Scalar().empty()) node.name.clear();
+         else if (auto v = w.label(f)) node.name = *v;
+       }},
+      {"region", [&](const Field& f) { if (auto v = w.label(f)) node.region = *v; }},
       {"workers",
        [&](const Field& f) {
          if (f.node.IsScalar() && f.node.Scalar() == "auto") {
@@ -533,6 +545,7 @@ void read_methods(Walker& w, const Field& field, std::vector<std::string>& metho
     if (std::find(methods.begin(), methods.end(), method) != methods.end()) {
       return w.fail(f, "duplicate method " + method);
     }
+    if (methods.size() >= kMaxMethods) return w.fail(f, "too many methods (at most 32)");
     methods.push_back(std::move(method));
   };
   if (!field.node.IsSequence()) return add(field);
@@ -660,7 +673,9 @@ class DocumentStarts final : public YAML::EventHandler {
   void OnDocumentStart(const YAML::Mark& mark) override { last = mark; }
   void OnDocumentEnd() override {}
   void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override {
+    if (!alias) alias = mark;
+  }
   void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
   void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
                        YAML::EmitterStyle::value) override {}
@@ -669,16 +684,27 @@ class DocumentStarts final : public YAML::EventHandler {
   void OnMapEnd() override {}
 
   YAML::Mark last = YAML::Mark::null_mark();
+  std::optional<YAML::Mark> alias;  // the first alias (*name) seen
 };
 
-// Where a second document starts when `yaml` holds more than one. Parses at most two documents: YAML::LoadAll
-// would loop forever, allocating, on a stray "," at the top level (yaml-cpp 0.7, jbeder/yaml-cpp#1040).
-std::optional<YAML::Mark> second_document(const std::string& yaml) {
+// What the event stream says before the document is walked: where a second document starts, and where the
+// first alias is. Parses at most two documents: YAML::LoadAll would loop forever, allocating, on a stray ","
+// at the top level (yaml-cpp 0.7, jbeder/yaml-cpp#1040). Aliases are refused: yaml-cpp shares an aliased
+// node, but every use would be copied into Config, so a 1 MB file could expand to gigabytes.
+struct StreamShape {
+  std::optional<YAML::Mark> second_document;
+  std::optional<YAML::Mark> alias;
+};
+
+StreamShape stream_shape(const std::string& yaml) {
   std::istringstream in(yaml);
   YAML::Parser parser(in);
   DocumentStarts starts;
-  if (!parser.HandleNextDocument(starts) || !parser.HandleNextDocument(starts)) return std::nullopt;
-  return starts.last;
+  StreamShape shape;
+  if (!parser.HandleNextDocument(starts)) return shape;
+  shape.alias = starts.alias;
+  if (parser.HandleNextDocument(starts)) shape.second_document = starts.last;
+  return shape;
 }
 
 void read_config(Walker& w, const Field& root, Config& config) {
@@ -706,9 +732,12 @@ LoadResult load(std::string_view yaml, std::string source) {
   Walker w(source, result.errors);
   try {
     const std::string text(yaml);
+    const StreamShape shape = stream_shape(text);
     const YAML::Node root = YAML::Load(text);
-    if (const auto second = second_document(text)) {
-      w.fail(w.locate(*second, w.start()), "", "expected a single YAML document (another one starts here)");
+    if (shape.second_document) {
+      w.fail(w.locate(*shape.second_document, w.start()), "", "expected a single YAML document (another one starts here)");
+    } else if (shape.alias) {
+      w.fail(w.locate(*shape.alias, w.start()), "", "YAML aliases (*name) are not supported: write the value out");
     } else {
       Config config;
       config.source = source;

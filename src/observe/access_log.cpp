@@ -423,7 +423,13 @@ std::unique_ptr<AccessLog> AccessLog::open(const config::AccessLog& cfg, std::st
       return nullptr;
     }
   }
-  return std::make_unique<FileAccessLog>(cfg.format, cfg.path, fd);
+  try {
+    return std::make_unique<FileAccessLog>(cfg.format, cfg.path, fd);
+  } catch (const std::exception& e) {  // no thread or no memory: an error for the caller, never a throw
+    if (fd != STDOUT_FILENO) ::close(fd);
+    error = std::string("access log writer: ") + e.what();
+    return nullptr;
+  }
 }
 
 }  // namespace virex::observe

@@ -20,6 +20,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -57,6 +58,8 @@ pipeline::FileReader file_reader_for(const std::string& config_path) {
   };
 }
 
+constexpr std::size_t kMaxConfigBytes = 64 * 1024 * 1024;
+
 struct Loaded {
   std::shared_ptr<const pipeline::Snapshot> snapshot;
   std::vector<std::string> errors;
@@ -68,6 +71,10 @@ Loaded load_snapshot(const std::string& path, std::uint64_t generation) {
   const auto text = read_file(path, why);
   if (!text) {
     out.errors.push_back(path + ": " + why);
+    return out;
+  }
+  if (text->size() > kMaxConfigBytes) {
+    out.errors.push_back(path + ": larger than 64 MiB; refusing to parse it");
     return out;
   }
   auto res = config::load(*text, path);
@@ -207,6 +214,8 @@ int Server::run() {
   if (node.empty()) {
     char host[256] = {};
     node = ::gethostname(host, sizeof host - 1) == 0 ? host : "unknown";
+    for (char& ch : node)  // a label value: keep it to what config allows for node.name
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '.' && ch != '_') ch = '_';
   }
   control.gauge(registry_->gauge("virex_build_info", "Build and node information (always 1).",
                                  {{"version", opts_.version}, {"node", node}, {"region", cfg.node.region}}))

@@ -331,7 +331,10 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"MissingListeners", "\nnode: {}\n", "listeners", 2, 1, "at least one listener is required"},
         ErrorCase{"UnknownTopKey", L("nodes: {}\n"), "nodes", 2, 1, "unknown key"},
         ErrorCase{"DuplicateTopKey", L("listeners: []\n"), "listeners", 2, 1, "duplicate key"},
-        ErrorCase{"NonStringKey", L("[a]: 1\n"), "", 2, 1, "expected a string key"}),
+        ErrorCase{"NonStringKey", L("[a]: 1\n"), "", 2, 1, "expected a string key"},
+        // An alias would be copied into Config once per use: a small file could expand without bound.
+        ErrorCase{"Alias", L("node: {name: &n edge1, region: *n}\n"), "", 2, 32,
+                  "YAML aliases (*name) are not supported: write the value out"}),
     [](const auto& info) { return info.param.name; });
 
 INSTANTIATE_TEST_SUITE_P(
@@ -345,13 +348,18 @@ INSTANTIATE_TEST_SUITE_P(
                               "expected an integer"},
                     ErrorCase{"NameNotString", L("node: {name: [a]}\n"), "node.name", 2, 14, "expected a string"},
                     ErrorCase{"RegionNull", L("node:\n  region:\n"), "node.region", 3, 3, "expected a string"},
-                    ErrorCase{"UnknownKey", L("node:\n  zone: x\n"), "node.zone", 3, 3, "unknown key"}),
+                    ErrorCase{"UnknownKey", L("node:\n  zone: x\n"), "node.zone", 3, 3, "unknown key"},
+                    // node.name and node.region become metric label values.
+                    ErrorCase{"RegionNotALabel", L("node: {region: \"Z\xfcrich\"}\n"), "node.region", 2, 16,
+                              "must match [A-Za-z0-9_.-]+"}),
     [](const auto& info) { return info.param.name; });
 
 INSTANTIATE_TEST_SUITE_P(
     Limits, LoadError,
     testing::Values(
         ErrorCase{"NotAMapping", L("limits: 5\n"), "limits", 2, 9, "expected a mapping"},
+        ErrorCase{"TimeoutOverADay", L("limits: {idle_timeout: 300000d}\n"), "limits.idle_timeout", 2, 24,
+                  "must be at most 1d"},
         ErrorCase{"HeaderTooSmall", L("limits:\n  max_header_bytes: 512\n"), "limits.max_header_bytes", 3, 21,
                   kHeaderRange},
         ErrorCase{"HeaderTooLarge", L("limits: {max_header_bytes: 2MiB}\n"), "limits.max_header_bytes", 2, 28,
