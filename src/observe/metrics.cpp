@@ -109,7 +109,9 @@ std::string label_key(const Labels& labels) {
   return key;
 }
 
-// Shortest round-trip representation, as Prometheus prints floats ("5e-05", "0.005", "10").
+// Shortest round-trip representation, formatted as Go's strconv.FormatFloat(v, 'g', -1, 64) does (what the
+// Prometheus Go client prints): scientific only when the decimal exponent is < -4 or >= 21 — "5e-05",
+// "0.0001", "0.005", "10" — so `le` values match other exporters' exactly.
 void append_double(std::string& out, double v) {
   if (std::isinf(v)) {
     out += v > 0 ? "+Inf" : "-Inf";
@@ -119,8 +121,10 @@ void append_double(std::string& out, double v) {
     out += "NaN";
     return;
   }
-  char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  char buf[64];
+  const double a = std::fabs(v);
+  const bool scientific = a != 0 && (a < 1e-4 || a >= 1e21);
+  auto r = std::to_chars(buf, buf + sizeof buf, v, scientific ? std::chars_format::scientific : std::chars_format::fixed);
   out.append(buf, r.ptr);
 }
 

@@ -157,7 +157,7 @@ RouteSeries& Worker::route_series(ListenerState& l, const pipeline::Snapshot& s,
     l.routes_generation = s.generation;
   }
   RouteSeries& r = l.routes[idx];
-  if (!r.duration.valid()) {
+  if (!r.duration.valid()) try {
     auto& reg = *shared_.registry;
     const std::string route = idx < s.routes.routes().size() ? s.routes.routes()[idx].name : "none";
     static constexpr std::string_view kClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -169,6 +169,12 @@ RouteSeries& Worker::route_series(ListenerState& l, const pipeline::Snapshot& s,
                                                 "Time from a request's head to its response being queued.",
                                                 {{"listener", l.name}, {"route", route}},
                                                 observe::default_latency_buckets(), 1e-9));
+  } catch (const std::exception& e) {
+    // The registry is full (series are never reclaimed, and every reload may name new routes): count into
+    // this worker's scratch cells rather than fail the request.
+    spdlog::error("metrics: {}; route {} is not counted", e.what(), idx);
+    for (auto& c : r.by_class) c = observe::CounterRef(&discard_cells_[0]);
+    r.duration = observe::HistogramRef(kDiscardBounds.data(), 0, discard_cells_.data());
   }
   return r;
 }

@@ -142,6 +142,8 @@ class Worker {
   std::array<observe::CounterRef, http::kParseErrorCount> parse_errors_;
   std::array<observe::CounterRef, 4> timeouts_;
   observe::CounterRef access_log_dropped_;
+  std::array<std::atomic<std::uint64_t>, 4> discard_cells_{};  // series that could not be registered
+  static constexpr std::array<std::uint64_t, 1> kDiscardBounds{0};
   void hand_over_access_log();
   core::DateLine date_;
   std::chrono::steady_clock::time_point now_;
