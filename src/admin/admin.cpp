@@ -1,13 +1,177 @@
 // Admin endpoints. Responses are small and rare: built per request, no caching.
 #include <virex/admin/admin.hpp>
 
+#include "dashboard_html.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <map>
+
 namespace virex::admin {
 
 Endpoint classify(std::string_view path) noexcept {
   if (path == "/metrics") return Endpoint::metrics;
   if (path == "/healthz") return Endpoint::healthz;
   if (path == "/readyz") return Endpoint::readyz;
+  if (path == "/stats.json") return Endpoint::stats;
+  if (path == "/dashboard" || path == "/") return Endpoint::dashboard;
   return Endpoint::none;
+}
+
+namespace {
+
+std::string_view label(const observe::Labels& labels, std::string_view key) {
+  for (const auto& [k, v] : labels)
+    if (k == key) return v;
+  return {};
+}
+
+void json_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\u00";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  out += '"';
+}
+
+void json_number(std::string& out, double v) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+void append_body_response(std::string& out, std::string_view content_type, std::string_view body,
+                          std::string_view date_line, http::ConnectionHeader conn, bool head_only) {
+  out += "HTTP/1.1 200 OK\r\nServer: ";
+  out += http::kServerName;
+  out += "\r\nContent-Type: ";
+  out += content_type;
+  out += "\r\nCache-Control: no-store\r\nContent-Length: ";
+  out += std::to_string(body.size());
+  out += "\r\n";
+  http::append_tail(out, date_line, conn);
+  if (!head_only) out += body;
+}
+
+}  // namespace
+
+std::string stats_json(const observe::Registry& registry, const std::vector<std::string>& admin_listeners) {
+  const auto is_admin = [&](std::string_view listener) {
+    return std::find(admin_listeners.begin(), admin_listeners.end(), listener) != admin_listeners.end();
+  };
+  double requests = 0, open = 0, received = 0, sent = 0, parse_errors = 0, timeouts = 0, dropped = 0;
+  double reloads_ok = 0, reloads_failed = 0;
+  std::map<std::string, double> by_class;
+  std::map<std::string, std::pair<double, double>> routes;  // route → (requests, 5xx)
+  std::vector<double> bounds;
+  std::vector<double> cumulative;
+  std::string version, node, region;
+  registry.visit([&](const observe::SeriesSample& s) {
+    const observe::Labels& l = *s.labels;
+    const std::string_view f = s.family;
+    if (f == "virex_build_info") {
+      version = label(l, "version");
+      node = label(l, "node");
+      region = label(l, "region");
+      return;
+    }
+    if (f == "virex_config_reloads_total") {
+      (label(l, "result") == "ok" ? reloads_ok : reloads_failed) += s.value;
+      return;
+    }
+    if (f == "virex_http_parse_errors_total") parse_errors += s.value;
+    if (f == "virex_http_timeouts_total") timeouts += s.value;
+    if (f == "virex_access_log_dropped_lines_total") dropped += s.value;
+    if (is_admin(label(l, "listener"))) return;
+    if (f == "virex_http_requests_total") {
+      requests += s.value;
+      const std::string cls(label(l, "status_class"));
+      by_class[cls] += s.value;
+      auto& r = routes[std::string(label(l, "route"))];
+      r.first += s.value;
+      if (cls == "5xx") r.second += s.value;
+    } else if (f == "virex_http_connections_open") {
+      open += s.value;
+    } else if (f == "virex_http_received_bytes_total") {
+      received += s.value;
+    } else if (f == "virex_http_sent_bytes_total") {
+      sent += s.value;
+    } else if (f == "virex_http_request_duration_seconds" && s.histogram) {
+      if (bounds.empty()) {
+        bounds.assign(s.bounds.begin(), s.bounds.end());
+        cumulative.assign(s.cumulative.size(), 0);
+      }
+      if (s.cumulative.size() == cumulative.size())
+        for (std::size_t i = 0; i < cumulative.size(); ++i) cumulative[i] += static_cast<double>(s.cumulative[i]);
+    }
+  });
+  std::string out;
+  out.reserve(1024 + routes.size() * 64);
+  out += "{\"time_ms\":";
+  json_number(out, static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count()));
+  out += ",\"version\":";
+  json_string(out, version);
+  out += ",\"node\":";
+  json_string(out, node);
+  out += ",\"region\":";
+  json_string(out, region);
+  const std::pair<const char*, double> totals[] = {
+      {"requests", requests},         {"connections_open", open}, {"received_bytes", received},
+      {"sent_bytes", sent},           {"parse_errors", parse_errors}, {"timeouts", timeouts},
+      {"access_log_dropped", dropped}, {"reloads_ok", reloads_ok}, {"reloads_failed", reloads_failed}};
+  for (const auto& [k, v] : totals) {
+    out += ",\"";
+    out += k;
+    out += "\":";
+    json_number(out, v);
+  }
+  out += ",\"status\":{";
+  bool first = true;
+  for (const auto& [cls, v] : by_class) {
+    if (!first) out += ',';
+    first = false;
+    json_string(out, cls);
+    out += ':';
+    json_number(out, v);
+  }
+  out += "},\"latency\":{\"bounds\":[";
+  for (std::size_t i = 0; i < bounds.size(); ++i) {
+    if (i) out += ',';
+    json_number(out, bounds[i]);
+  }
+  out += "],\"cumulative\":[";
+  for (std::size_t i = 0; i < cumulative.size(); ++i) {
+    if (i) out += ',';
+    json_number(out, cumulative[i]);
+  }
+  out += "]},\"routes\":[";
+  first = true;
+  for (const auto& [name, v] : routes) {
+    if (!first) out += ',';
+    first = false;
+    out += "{\"route\":";
+    json_string(out, name);
+    out += ",\"requests\":";
+    json_number(out, v.first);
+    out += ",\"errors\":";
+    json_number(out, v.second);
+    out += '}';
+  }
+  out += "]}";
+  return out;
 }
 
 unsigned respond(Endpoint e, http::Method method, const Context& ctx, std::string& out,
@@ -34,6 +198,13 @@ unsigned respond(Endpoint e, http::Method method, const Context& ctx, std::strin
       if (!head_only) out += body;
       return 200;
     }
+    case Endpoint::stats:
+      append_body_response(out, "application/json", stats_json(*ctx.registry, ctx.admin_listeners), date_line,
+                           conn, head_only);
+      return 200;
+    case Endpoint::dashboard:
+      append_body_response(out, "text/html; charset=utf-8", kDashboardHtml, date_line, conn, head_only);
+      return 200;
     case Endpoint::healthz:
       http::append_simple_response(out, 200, date_line, "ok\n", conn, head_only);
       return 200;

@@ -8,6 +8,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <functional>
 #include <mutex>
 #include <stdexcept>
 #include <unordered_map>
@@ -41,11 +42,13 @@ struct ShardCells {
 
 struct Series {
   std::string labels;   // rendered `k="v",k2="v2"` (escaped), first registration's order
+  Labels raw;           // the same, unescaped (Registry::visit)
   std::uint32_t cell = 0;
   // Histograms only: integer bounds (stable address handed out in HistogramId) and their `le` text.
   std::unique_ptr<std::uint64_t[]> bounds;
   std::uint32_t nbounds = 0;
   std::vector<std::string> le;
+  std::vector<double> base_bounds;  // the bounds as registered, in base units
   double scale = 1.0;
 };
 
@@ -223,6 +226,7 @@ struct Registry::Impl {
   Series& add(Family& f, std::string key, const Labels& labels, std::uint32_t cells) {
     Series s;
     s.labels = render_labels(labels);
+    s.raw = labels;
     s.cell = allocate(cells);
     f.by_labels.emplace(std::move(key), f.series.size());
     f.series.push_back(std::move(s));
@@ -297,6 +301,7 @@ HistogramId Registry::histogram(std::string_view name, std::string_view help, co
     const auto nbounds = static_cast<std::uint32_t>(bounds.size());
     s = &impl_->add(f, std::move(key), labels, nbounds + 3);
     s->bounds = std::make_unique<std::uint64_t[]>(nbounds);
+    s->base_bounds.assign(bounds.begin(), bounds.end());
     s->nbounds = nbounds;
     s->scale = scale;
     for (std::uint32_t i = 0; i < nbounds; ++i) {
@@ -308,6 +313,34 @@ HistogramId Registry::histogram(std::string_view name, std::string_view help, co
     s->le.emplace_back("+Inf");
   }
   return HistogramId{SeriesId{s->cell}, s->bounds.get(), s->nbounds};
+}
+
+void Registry::visit(const std::function<void(const SeriesSample&)>& fn) const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<std::uint64_t> cumulative;
+  for (const auto& fp : impl_->families) {
+    const Family& f = *fp;
+    for (const Series& s : f.series) {
+      SeriesSample sample;
+      sample.family = f.name;
+      sample.labels = &s.raw;
+      if (f.type != Type::histogram) {
+        const std::uint64_t v = impl_->sum(s.cell);
+        sample.value = f.type == Type::gauge ? static_cast<double>(static_cast<std::int64_t>(v))
+                                             : static_cast<double>(v);
+      } else {
+        sample.histogram = true;
+        cumulative.assign(s.nbounds + 1, 0);
+        std::uint64_t running = 0;
+        for (std::uint32_t i = 0; i <= s.nbounds; ++i) cumulative[i] = running += impl_->sum(s.cell + i);
+        sample.value = static_cast<double>(running);
+        sample.bounds = s.base_bounds;
+        sample.cumulative = cumulative;
+        sample.sum = to_base_units(impl_->sum(s.cell + s.nbounds + 2), s.scale);
+      }
+      fn(sample);
+    }
+  }
 }
 
 std::string Registry::expose() const {

@@ -206,6 +206,9 @@ void Worker::install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared
     }
   }
   for (ListenerSocket& s : add) adopt(std::move(s));
+  admin_ctx_.admin_listeners.clear();
+  for (const auto& l : listeners_)
+    if (l->admin) admin_ctx_.admin_listeners.push_back(l->name);
 }
 
 void Worker::adopt(ListenerSocket s) {

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -89,6 +90,17 @@ class Shard {
 // Default latency buckets in seconds: 50µs … 10s.
 std::span<const double> default_latency_buckets();
 
+// One series as Registry::visit shows it (views valid during the callback only).
+struct SeriesSample {
+  std::string_view family;
+  const Labels* labels = nullptr;
+  bool histogram = false;
+  double value = 0;                             // counter/gauge value; for a histogram, its count
+  std::span<const double> bounds;               // histogram: upper bounds in base units (+Inf implied)
+  std::span<const std::uint64_t> cumulative;    // histogram: cumulative counts, bounds.size() + 1
+  double sum = 0;                               // histogram: sum in base units
+};
+
 class Registry {
  public:
   // `shards`: how many independent writers (workers + 1 for the control thread).
@@ -111,6 +123,9 @@ class Registry {
 
   // Prometheus text exposition (format 0.0.4) of every series, families in registration order.
   std::string expose() const;
+  // Calls `fn` for every series (summed over shards), families in registration order. Any thread; holds the
+  // registration lock meanwhile, so `fn` must be quick and must not register.
+  void visit(const std::function<void(const SeriesSample&)>& fn) const;
 
   // Internal: the cell `cell` of shard `shard`.
   std::atomic<std::uint64_t>* cell(unsigned shard, std::uint32_t cell) const noexcept;
