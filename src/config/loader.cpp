@@ -664,6 +664,18 @@ void read_observability(Walker& w, const Field& field, Observability& observabil
        [&](const Field& f) {
          if (const auto i = w.choice(f, kLogLevels)) observability.log_level = kLogLevels[*i];
        }},
+      {"tracing",
+       [&](const Field& f) {
+         w.map(f, {
+             {"response_header",
+              [&](const Field& v) {
+                const auto name = w.string(v);
+                if (!name) return;
+                if (!name->empty() && !is_token(*name)) return w.fail(v, "expected a header name (an RFC 9110 token)");
+                observability.tracing.response_header = *name;
+              }},
+         });
+       }},
   });
 }
 

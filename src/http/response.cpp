@@ -85,8 +85,9 @@ PreparedResponse PreparedResponse::make(unsigned status,
   return r;
 }
 
-void append_tail(std::string& out, std::string_view date_line, ConnectionHeader c) {
+void append_tail(std::string& out, std::string_view date_line, ConnectionHeader c, std::string_view extra) {
   out += date_line;
+  out += extra;
   if (c == ConnectionHeader::close) out += "Connection: close\r\n";
   else if (c == ConnectionHeader::keep_alive) out += "Connection: keep-alive\r\n";
   out += "\r\n";

@@ -2,6 +2,8 @@
 // RFC 9110 §10.1.1 (Expect: 100-continue).
 #include "connection.hpp"
 
+#include <virex/observe/trace_context.hpp>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -318,6 +320,20 @@ void Connection::on_head() {
       p.status = 404;
     }
   }
+  // W3C trace context: the caller's trace id when its traceparent is valid (a malformed one is ignored), else
+  // a new one. Only when something shows it: the access log or the configured response header.
+  const std::string& trace_header = snapshot_->config.observability.tracing.response_header;
+  p.has_trace = false;
+  trace_line_.clear();
+  if (!listener_->admin && (worker_.access_log_enabled() || !trace_header.empty())) {
+    const std::string_view tp = h.header("traceparent");
+    const auto ctx = tp.empty() ? std::nullopt : observe::parse_traceparent(tp);
+    observe::format_trace_id(ctx ? *ctx : worker_.new_trace(), p.trace_id);
+    p.has_trace = true;
+    if (!trace_header.empty()) {
+      trace_line_.append(trace_header).append(": ").append(p.trace_id, sizeof p.trace_id).append("\r\n");
+    }
+  }
   if (worker_.access_log_enabled()) {
     p.wall = std::chrono::system_clock::now();
     p.text.clear();
@@ -345,7 +361,7 @@ void Connection::on_complete() {
     const http::PreparedResponse& r = p.route->response;
     add_static(r.head);
     const std::size_t from = scratch_.size();
-    http::append_tail(scratch_, date, conn);
+    http::append_tail(scratch_, date, conn, trace_line_);
     add_scratch(from);
     bytes_out = r.head.size() + (scratch_.size() - from);
     if (!head_only && !r.body.empty()) {
@@ -359,11 +375,11 @@ void Connection::on_complete() {
     if (listener_->admin) {
       status = admin::respond(p.endpoint, p.method, worker_.admin_context(), scratch_, date, conn);
     } else if (p.status == 405) {
-      std::string allow = "Allow: " + p.allow + "\r\n";
+      std::string allow = "Allow: " + p.allow + "\r\n" + trace_line_;
       http::append_simple_response(scratch_, 405, date, "method not allowed\n", conn, head_only, allow);
       status = 405;
     } else {
-      http::append_simple_response(scratch_, 404, date, "no route\n", conn, head_only);
+      http::append_simple_response(scratch_, 404, date, "no route\n", conn, head_only, trace_line_);
       status = 404;
     }
     add_scratch(from);
@@ -435,6 +451,7 @@ void Connection::log_access(unsigned status, std::size_t bytes_out, std::size_t 
   r.duration = p.start.time_since_epoch().count() ? std::chrono::steady_clock::now() - p.start
                                                   : std::chrono::nanoseconds(0);
   r.route = p.route ? std::string_view(p.route->name) : std::string_view{};
+  if (p.has_trace) r.trace_id = std::string_view(p.trace_id, sizeof p.trace_id);
   r.error = error;
   worker_.log_access(r);
 }

@@ -46,6 +46,8 @@ class Connection {
     std::chrono::steady_clock::time_point start;
     std::chrono::system_clock::time_point wall;
     std::string allow;
+    bool has_trace = false;
+    char trace_id[32] = {};  // W3C trace id (hex) when tracing output is on (access log, response header)
     std::string text;   // method, target, host, referer, user agent (access log), offsets below
     std::uint16_t off[6] = {};
   };
@@ -102,6 +104,7 @@ class Connection {
   std::vector<Segment> segments_;
   std::vector<asio::const_buffer> iov_;
   std::string client_;                 // "ip:port", filled on first access-log line
+  std::string trace_line_;             // "<tracing.response_header>: <trace id>\r\n" for the current response
   Phase phase_ = Phase::idle;
   Timeout timed_out_ = Timeout::none;
   bool close_after_write_ = false;

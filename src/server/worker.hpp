@@ -7,6 +7,7 @@
 #include <virex/core/http_date.hpp>
 #include <virex/observe/access_log.hpp>
 #include <virex/observe/metrics.hpp>
+#include <virex/observe/trace_context.hpp>
 #include <virex/pipeline/snapshot.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -97,6 +98,7 @@ class Worker {
   // ---- used by connections (worker thread only) ----
   const std::shared_ptr<const pipeline::Snapshot>& snapshot() const noexcept { return snapshot_; }
   bool access_log_enabled() const noexcept { return access_log_ != nullptr; }
+  observe::TraceContext new_trace() noexcept { return trace_ids_.next(); }
   void log_access(const observe::AccessRecord& r) {
     if (const auto lost = access_log_->append(access_log_buffer_, r)) access_log_dropped_.inc(lost);
   }
@@ -134,7 +136,8 @@ class Worker {
   admin::Context admin_ctx_;
   std::shared_ptr<const pipeline::Snapshot> snapshot_;
   std::shared_ptr<observe::AccessLog> access_log_;
-  observe::AccessLogBuffer access_log_buffer_;  // handed over on the tick, on a log switch and at exit
+  observe::AccessLogBuffer access_log_buffer_;
+  observe::TraceIdGenerator trace_ids_;  // handed over on the tick, on a log switch and at exit
   std::list<std::shared_ptr<ListenerState>> listeners_;
   std::list<Connection*> connections_;
   std::vector<std::unique_ptr<char[]>> free_buffers_;  // kReadBufferSize each, at most kMaxPooledBuffers

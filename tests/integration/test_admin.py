@@ -163,10 +163,10 @@ class AdminTest(DaemonTestCase):
             lines = [ln for ln in f.read().splitlines() if ln.strip()]
         self.assertEqual(len(lines), 1, lines)
         # nginx combined: $remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent
-        # "$http_referer" "$http_user_agent", then rt=<seconds> route="<name>"
+        # "$http_referer" "$http_user_agent", then rt=<seconds> route="<name>" trace_id="<W3C trace id>"
         self.assertRegex(lines[0], r'^127\.0\.0\.1 - - \[\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] '
                                    r'"GET /hello HTTP/1\.1" 200 3 "http://ref\.example/" "probe/1\.0" '
-                                   r'rt=\d+(\.\d+)? route="hello"$')
+                                   r'rt=\d+(\.\d+)? route="hello" trace_id="[0-9a-f]{32}"$')
 
     def test_access_log_stdout(self):
         d = self.daemon(basic_config(HELLO_ROUTE, access_log=("-", "json")))

@@ -76,9 +76,16 @@ struct AccessLog {
   AccessLogFormat format = AccessLogFormat::combined;
 };
 
+struct Tracing {
+  // default "": none. A response header (e.g. X-Trace-Id) carrying the request's W3C trace id — the one of an
+  // incoming valid `traceparent`, else a new random one; the same id is in the access log line.
+  std::string response_header;
+};
+
 struct Observability {
   AccessLog access_log;
   std::string log_level = "info";   // default info: trace|debug|info|warn|error|critical|off
+  Tracing tracing;
 };
 
 struct Config {

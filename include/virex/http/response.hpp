@@ -26,7 +26,8 @@ struct PreparedResponse {
 
 // The per-request part: "Date: …\r\n" [Connection: close|keep-alive\r\n] "\r\n", appended to `out`.
 enum class ConnectionHeader { none, close, keep_alive };
-void append_tail(std::string& out, std::string_view date_line, ConnectionHeader c);
+// `extra` is zero or more complete header lines ("Name: value\r\n") added after Date.
+void append_tail(std::string& out, std::string_view date_line, ConnectionHeader c, std::string_view extra = {});
 
 // A complete error or small response with a text body, serialised into `out` (status line … body).
 void append_simple_response(std::string& out, unsigned status, std::string_view date_line,
