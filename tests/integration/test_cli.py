@@ -45,6 +45,14 @@ class CliTest(DaemonTestCase):
         self.assertEqual(cp.returncode, 0, cp.stderr)
         self.assertIn(f"{path}: ok", cp.stdout + cp.stderr)
 
+    def test_shipped_configs_pass_check_config(self):
+        root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+        for name in ("edge.yaml", "local.yaml"):
+            path = os.path.join(root, "config", name)
+            cp = run_edge("check-config", path)
+            self.assertEqual(cp.returncode, 0, f"{name}: {cp.stderr}")
+            self.assertIn(f"{path}: ok", cp.stdout)
+
     def test_check_config_reports_every_error_with_position(self):
         # Line numbers are 1-based; each error below is on a known line.
         text = (
