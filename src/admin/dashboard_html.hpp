@@ -52,7 +52,10 @@ function quantile(q, bounds, cum){
   return inb > 0 ? lo + (bounds[i]-lo) * (rank-below) / inb : bounds[i];
 }
 function spark(){
-  const c = $("spark"), g = c.getContext("2d"), w = c.width, h = c.height; g.clearRect(0,0,w,h);
+  const c = $("spark"), r = window.devicePixelRatio || 1;
+  if (c.width !== Math.round(c.clientWidth * r)) { c.width = Math.round(c.clientWidth * r); c.height = Math.round(90 * r); }
+  const g = c.getContext("2d"); g.setTransform(r, 0, 0, r, 0, 0);
+  const w = c.width / r, h = c.height / r; g.clearRect(0,0,w,h);
   if (history.length < 2) return; const max = Math.max(1, ...history);
   g.strokeStyle = "#4fb3ff"; g.lineWidth = 2; g.beginPath();
   history.forEach((v,i) => { const x = i*(w-2)/(120-1)+1, y = h-2-(h-4)*v/max; i ? g.lineTo(x,y) : g.moveTo(x,y); });
