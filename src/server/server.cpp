@@ -125,7 +125,7 @@ class Server {
   std::size_t watchdog_acks_ = 0;
   config::AccessLog access_log_cfg_;
   std::uint64_t generation_ = 0;
-  bool reloading_ = false, reload_again_ = false, draining_ = false;
+  bool reloading_ = false, reload_again_ = false, draining_ = false, startup_failed_ = false;
   unsigned drained_ = 0;
   observe::CounterRef reload_ok_, reload_failed_;
   int exit_code_ = 0;
@@ -252,7 +252,9 @@ int Server::run() {
   current_ = loaded.snapshot;
 
   for (unsigned i = 0; i < n; ++i) {
-    workers_[i]->post_install(current_, access_log_, std::move(sockets[i]), {}, [] {});
+    workers_[i]->post_install(current_, access_log_, std::move(sockets[i]), {}, [this](bool ok) {
+      if (!ok) asio::post(ioc_, [this] { startup_failed_ = true; });
+    });
     threads_.emplace_back([w = workers_[i].get()] { w->run(); });
   }
   signals_.add(SIGHUP);
@@ -266,6 +268,12 @@ int Server::run() {
     asio::post(w->io(), [this, remaining] {
       asio::post(ioc_, [this, remaining] {
         if (--*remaining == 0) {
+          if (startup_failed_) {
+            spdlog::critical("a worker could not take its listener sockets; stopping");
+            exit_code_ = 1;
+            drain();
+            return;
+          }
           ready_ = true;
           spdlog::info("virex-edge {} ready: {} workers, {} listeners, {} routes", opts_.version, workers_.size(),
                        current_->config.listeners.size(), current_->config.routes.size());
@@ -365,7 +373,8 @@ void Server::reload() {
   reloading_ = true;
   auto remaining = std::make_shared<std::size_t>(workers_.size());
   for (std::size_t i = 0; i < workers_.size(); ++i) {
-    workers_[i]->post_install(current_, access_log_, std::move(add[i]), remove, [this, remaining] {
+    workers_[i]->post_install(current_, access_log_, std::move(add[i]), remove, [this, remaining](bool ok) {
+      if (!ok) spdlog::error("reload: worker could not take a new listener socket; it serves on fewer workers");
       asio::post(ioc_, [this, remaining] {
         if (--*remaining) return;
         retired_logs_.clear();

@@ -181,15 +181,14 @@ RouteSeries& Worker::route_series(ListenerState& l, const pipeline::Snapshot& s,
 
 void Worker::post_install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared_ptr<observe::AccessLog> log,
                           std::vector<ListenerSocket> add, std::vector<std::string> remove,
-                          std::function<void()> done) {
+                          std::function<void(bool)> done) {
   asio::post(ioc_, [this, snap = std::move(snap), log = std::move(log), add = std::move(add),
                     remove = std::move(remove), done = std::move(done)]() mutable {
-    install(std::move(snap), std::move(log), std::move(add), remove);
-    done();
+    done(install(std::move(snap), std::move(log), std::move(add), remove));
   });
 }
 
-void Worker::install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared_ptr<observe::AccessLog> log,
+bool Worker::install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared_ptr<observe::AccessLog> log,
                      std::vector<ListenerSocket> add, const std::vector<std::string>& remove) {
   snapshot_ = std::move(snap);
   if (access_log_ != log) hand_over_access_log();  // lines logged so far go to the old file
@@ -205,13 +204,15 @@ void Worker::install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared
       }
     }
   }
-  for (ListenerSocket& s : add) adopt(std::move(s));
+  bool ok = true;
+  for (ListenerSocket& s : add) ok = adopt(std::move(s)) && ok;
   admin_ctx_.admin_listeners.clear();
   for (const auto& l : listeners_)
     if (l->admin) admin_ctx_.admin_listeners.push_back(l->name);
+  return ok;
 }
 
-void Worker::adopt(ListenerSocket s) {
+bool Worker::adopt(ListenerSocket s) {
   auto l = std::make_shared<ListenerState>(ioc_);
   l->key = s.key;
   l->name = s.name;
@@ -221,7 +222,7 @@ void Worker::adopt(ListenerSocket s) {
   if (ec) {
     spdlog::error("worker {}: listener {}: {}", id_, s.name, ec.message());
     ::close(s.fd);
-    return;
+    return false;
   }
   auto& reg = *shared_.registry;
   const observe::Labels labels{{"listener", s.name}};
@@ -231,6 +232,7 @@ void Worker::adopt(ListenerSocket s) {
   l->bytes_out = shard_.counter(reg.counter("virex_http_sent_bytes_total", "Bytes written to clients.", labels));
   listeners_.push_back(l);
   asio::co_spawn(ioc_, accept_loop(this, std::move(l)), asio::detached);
+  return true;
 }
 
 void Worker::post_drain(std::function<void()> drained) {

@@ -87,9 +87,10 @@ class Worker {
   asio::io_context& io() noexcept { return ioc_; }
   unsigned id() const noexcept { return id_; }
 
-  // Control thread → worker. `done` is invoked on the worker thread after the change is in place.
+  // Control thread → worker. `done(ok)` is invoked on the worker thread after the change is in place; ok is
+  // false when a listener socket could not be adopted (logged; that socket is closed).
   void post_install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared_ptr<observe::AccessLog> log,
-                    std::vector<ListenerSocket> add, std::vector<std::string> remove, std::function<void()> done);
+                    std::vector<ListenerSocket> add, std::vector<std::string> remove, std::function<void(bool)> done);
   // Stop accepting, close idle connections, let in-flight ones finish; `drained` runs (worker thread)
   // once no connection is left.
   void post_drain(std::function<void()> drained);
@@ -124,9 +125,9 @@ class Worker {
   void detach(std::list<Connection*>::iterator it);
 
  private:
-  void install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared_ptr<observe::AccessLog> log,
+  bool install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared_ptr<observe::AccessLog> log,
                std::vector<ListenerSocket> add, const std::vector<std::string>& remove);
-  void adopt(ListenerSocket s);
+  bool adopt(ListenerSocket s);
   void tick();
   void check_drained();
 
