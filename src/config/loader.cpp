@@ -567,18 +567,22 @@ void read_match(Walker& w, const Field& field, RouteMatch& match) {
   if (prefix) read_path(w, *prefix, PathKind::prefix, match);
 }
 
-// Headers the server computes itself (framing, connection management, its own identity).
+// Headers the server computes itself (framing, connection management, its own identity), and hop-by-hop
+// ones that describe a connection, not a response (RFC 9110 §7.6.1).
 bool is_set_by_server(std::string_view name) {
-  static constexpr std::array<std::string_view, 5> kNames = {"content-length", "transfer-encoding", "connection",
-                                                             "date", "server"};
+  static constexpr std::array<std::string_view, 10> kNames = {
+      "content-length", "transfer-encoding", "connection", "date",          "server",
+      "keep-alive",     "upgrade",           "te",         "trailer",       "proxy-connection"};
   return std::find(kNames.begin(), kNames.end(), lower(name)) != kNames.end();
 }
 
 void read_headers(Walker& w, const Field& field, std::vector<std::pair<std::string, std::string>>& headers) {
+  std::unordered_set<std::string> seen;  // header names are case-insensitive (RFC 9110 §5.1)
   w.entries(field, [&](const Field& key, const Field& value) {
     const std::string& name = key.node.Scalar();
     if (!is_token(name)) return w.fail(key, "expected a header name (an RFC 9110 token)");
     if (is_set_by_server(name)) return w.fail(key, "set by the server");
+    if (!seen.insert(lower(name)).second) return w.fail(key, "duplicate header (names are case-insensitive)");
     const auto text = w.string(value);
     if (!text) return;
     if (has_control_char(*text)) return w.fail(value, "must not contain CR, LF, NUL or other control characters");
@@ -612,6 +616,9 @@ void read_respond(Walker& w, const Field& field, Respond& respond) {
        }},
   });
   if (body && file) w.fail(*file, "body and file are mutually exclusive");
+  // RFC 9110 §15.3.5, §15.4.5: 204 and 304 carry no content.
+  if ((respond.status == 204 || respond.status == 304) && (file || (body && !respond.body.empty())))
+    w.fail(file ? *file : *body, "a " + std::to_string(respond.status) + " response has no body");
 }
 
 void read_routes(Walker& w, const Field& field, std::vector<Route>& routes) {
