@@ -187,17 +187,10 @@ unsigned respond(Endpoint e, http::Method method, const Context& ctx, std::strin
     return 405;
   }
   switch (e) {
-    case Endpoint::metrics: {
-      const std::string body = ctx.registry->expose();
-      out += "HTTP/1.1 200 OK\r\nServer: ";
-      out += http::kServerName;
-      out += "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: ";
-      out += std::to_string(body.size());
-      out += "\r\n";
-      http::append_tail(out, date_line, conn);
-      if (!head_only) out += body;
+    case Endpoint::metrics:
+      append_body_response(out, "text/plain; version=0.0.4; charset=utf-8", ctx.registry->expose(), date_line,
+                           conn, head_only);
       return 200;
-    }
     case Endpoint::stats:
       append_body_response(out, "application/json", stats_json(*ctx.registry, ctx.admin_listeners), date_line,
                            conn, head_only);

@@ -412,14 +412,15 @@ void Connection::finish_request(unsigned status, std::size_t bytes_out, std::siz
   if (cls >= 1 && cls <= 5) series.by_class[cls - 1].inc();
   const auto now = std::chrono::steady_clock::now();
   const auto start = pending_.start.time_since_epoch().count() ? pending_.start : now;
-  series.duration.observe(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count()));
-  if (worker_.access_log_enabled()) log_access(status, bytes_out, body_bytes, error);
+  const auto duration = std::chrono::duration_cast<std::chrono::nanoseconds>(now - start);
+  series.duration.observe(static_cast<std::uint64_t>(duration.count()));
+  if (worker_.access_log_enabled()) log_access(status, bytes_out, body_bytes, error, duration);
   pending_.start = {};
   pending_.text.clear();
 }
 
 void Connection::log_access(unsigned status, std::size_t bytes_out, std::size_t body_bytes,
-                            std::string_view error) {
+                            std::string_view error, std::chrono::nanoseconds duration) {
   if (client_.empty()) {
     boost::system::error_code ec;
     const auto ep = socket_.remote_endpoint(ec);
@@ -448,8 +449,7 @@ void Connection::log_access(unsigned status, std::size_t bytes_out, std::size_t 
   r.bytes_in = p.bytes_in;
   r.bytes_out = bytes_out;
   r.body_bytes = body_bytes;
-  r.duration = p.start.time_since_epoch().count() ? std::chrono::steady_clock::now() - p.start
-                                                  : std::chrono::nanoseconds(0);
+  r.duration = duration;
   r.route = p.route ? std::string_view(p.route->name) : std::string_view{};
   if (p.has_trace) r.trace_id = std::string_view(p.trace_id, sizeof p.trace_id);
   r.error = error;

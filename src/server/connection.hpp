@@ -63,7 +63,8 @@ class Connection {
   void on_complete();
   void on_error(http::ParseError e);
   void finish_request(unsigned status, std::size_t bytes_out, std::size_t body_bytes, std::string_view error);
-  void log_access(unsigned status, std::size_t bytes_out, std::size_t body_bytes, std::string_view error);
+  void log_access(unsigned status, std::size_t bytes_out, std::size_t body_bytes, std::string_view error,
+                  std::chrono::nanoseconds duration);
   // Small static pieces are copied so that a typical batch of responses is one contiguous buffer (one
   // iovec); large bodies are sent by reference from the snapshot.
   void add_static(std::string_view s) {

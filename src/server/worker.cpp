@@ -31,7 +31,6 @@ Awaitable<void> accept_loop(Worker* w, std::shared_ptr<ListenerState> l) {
       co_await backoff.async_wait(token);
       continue;
     }
-    if (w->draining()) break;
     boost::system::error_code ignored;
     sock.set_option(tcp::no_delay(true), ignored);
     try {
@@ -42,6 +41,9 @@ Awaitable<void> accept_loop(Worker* w, std::shared_ptr<ListenerState> l) {
       // Out of memory: this connection is lost (its socket closes with it), the listener is not.
       spdlog::error("listener {}: {}", l->name, e.what());
     }
+    // Stopping: the client already got through the backlog, so it was served above (its answer says
+    // Connection: close); accept no more.
+    if (w->draining()) break;
   }
 }
 }  // namespace
@@ -101,7 +103,7 @@ void Worker::run() {
 
 void Worker::tick() {
   now_ = std::chrono::steady_clock::now();
-  if (access_log_) access_log_->hand_over(access_log_buffer_);
+  hand_over_access_log();
   date_.refresh(std::time(nullptr));
   for (Connection* c : connections_) c->on_tick(now_);
   if (draining_ && connections_.empty()) return;  // nothing left to watch: let run() return

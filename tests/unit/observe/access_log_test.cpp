@@ -6,12 +6,17 @@
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace virex::observe {
@@ -149,12 +154,19 @@ std::vector<std::string> read_lines(const std::filesystem::path& p) {
   return lines;
 }
 
+// Opens a log at `path` or fails the test.
+std::unique_ptr<AccessLog> open_log(const std::filesystem::path& path, config::AccessLogFormat format) {
+  std::string error;
+  auto log = AccessLog::open({path.string(), format}, error);
+  EXPECT_NE(log, nullptr) << error;
+  return log;
+}
+
 TEST(AccessLogFile, WritesFlushesAndReopensAfterRotation) {
   TempDir dir;
   const auto path = dir / "access.log";
-  std::string error;
-  auto log = AccessLog::open({path.string(), config::AccessLogFormat::combined}, error);
-  ASSERT_NE(log, nullptr) << error;
+  auto log = open_log(path, config::AccessLogFormat::combined);
+  ASSERT_NE(log, nullptr);
 
   AccessRecord a = basic(), b = with_extras(), c = hostile();
   log->write(a);
@@ -180,9 +192,8 @@ TEST(AccessLogFile, WritesFlushesAndReopensAfterRotation) {
 TEST(AccessLogFile, WorkerBuffersAreHandedOverInChunksInOrder) {
   TempDir dir;
   const auto path = dir / "access.log";
-  std::string error;
-  auto log = AccessLog::open({path.string(), config::AccessLogFormat::json}, error);
-  ASSERT_NE(log, nullptr) << error;
+  auto log = open_log(path, config::AccessLogFormat::json);
+  ASSERT_NE(log, nullptr);
   AccessLogBuffer buf;
   std::vector<std::string> want;
   for (unsigned i = 0; i < 5000; ++i) {  // ~1.5 MB: many 64 KiB chunks handed over by append() itself
@@ -201,13 +212,44 @@ TEST(AccessLogFile, WorkerBuffersAreHandedOverInChunksInOrder) {
   EXPECT_EQ(log->dropped(), 0u);
 }
 
+// The disk stops taking writes (here: a FIFO nobody reads): workers must not wait. Beyond 16 MiB queued,
+// hand_over() drops whole chunks and says how many lines; once the reader comes back, what was kept is written.
+TEST(AccessLogFile, AStalledWriterDropsChunksInsteadOfBlockingWorkers) {
+  TempDir dir;
+  const auto path = dir / "stalled.fifo";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  const int reader = ::open(path.c_str(), O_RDONLY | O_NONBLOCK);  // present, so the log's open succeeds
+  ASSERT_GE(reader, 0);
+  auto log = open_log(path, config::AccessLogFormat::combined);
+  ASSERT_NE(log, nullptr);
+  AccessLogBuffer buf;
+  std::uint64_t appended = 0, dropped = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (dropped == 0 && appended < 1'000'000) {  // ~200 MB of lines at most; drops start after ~16 MiB
+    dropped += log->append(buf, basic());
+    ++appended;
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20)) << "append() must not wait";
+  ASSERT_GT(dropped, 0u) << "nothing dropped after " << appended << " lines";
+  EXPECT_EQ(log->dropped(), dropped);
+  // Drain the FIFO until the writer closes it (the log's destructor writes the queue, then closes).
+  std::thread drain([reader] {
+    ::fcntl(reader, F_SETFL, 0);  // blocking reads from here on
+    char chunk[1 << 16];
+    while (::read(reader, chunk, sizeof chunk) > 0) {
+    }
+  });
+  log.reset();
+  drain.join();
+  ::close(reader);
+}
+
 TEST(AccessLogFile, JsonLinesAppendToAnExistingFile) {
   TempDir dir;
   const auto path = dir / "access.json";
   { std::ofstream(path) << "previous line\n"; }
-  std::string error;
-  auto log = AccessLog::open({path.string(), config::AccessLogFormat::json}, error);
-  ASSERT_NE(log, nullptr) << error;
+  auto log = open_log(path, config::AccessLogFormat::json);
+  ASSERT_NE(log, nullptr);
   for (int i = 0; i < 100; ++i) log->write(hostile());
   log.reset();  // destruction flushes what is queued
   const auto lines = read_lines(path);
