@@ -3,6 +3,7 @@
 // Built on the main (control) thread; shared read-only with workers inside a snapshot.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -62,11 +63,108 @@ struct Respond {
   Location file_location;                                  // where `file:` stood
 };
 
+// A route's `upstream:` action: `upstream: NAME`, with optional `rewrite:` and `timeouts:` beside it.
+struct RouteUpstream {
+  std::string cluster;                 // required: a key of `upstreams:`
+  std::string strip_prefix;            // default "": `rewrite.strip_prefix` removed from the path's front
+  std::string add_prefix;              // default "": `rewrite.add_prefix` put in front of the (stripped) path
+  std::optional<Duration> first_byte;  // default: the cluster's; `timeouts.first_byte` of the route
+  std::optional<Duration> idle;        // default: the cluster's
+  std::optional<Duration> request;     // default: the cluster's
+};
+
 struct Route {
   std::string name;        // default: "route<N>" (N = index); used as the metrics label
   RouteMatch match;
-  Respond respond;         // the route action; later issues add upstream/query as alternatives
+  Respond respond;         // the action when `upstream` is not set
+  std::optional<RouteUpstream> upstream;   // `upstream:` action (exclusive with `respond:`)
   Location location;
+};
+
+// ---- upstream clusters (`upstreams:`) ----------------------------------------------------------------------
+
+struct UpstreamEndpoint {
+  std::string host;          // IP literal or DNS name (resolved off the workers, re-resolved periodically)
+  std::uint16_t port = 0;
+  Location location;
+};
+
+enum class Balance { round_robin, least_request, consistent_hash };
+enum class HashOn { path, header, cookie };
+
+struct HealthCheck {
+  bool enabled = false;                                   // true when `health_check:` is present
+  std::string path = "/health";                           // default /health: GET, healthy on 2xx/3xx
+  std::string host;                                       // default "": the endpoint's host
+  Duration interval = std::chrono::seconds(5);            // default 5s
+  Duration timeout = std::chrono::seconds(1);             // default 1s
+  unsigned healthy = 2;                                   // default 2 consecutive passes to become healthy
+  unsigned unhealthy = 3;                                 // default 3 consecutive failures to become unhealthy
+};
+
+struct UpstreamTimeouts {
+  Duration connect = std::chrono::seconds(2);             // default 2s: TCP connect
+  Duration first_byte = std::chrono::seconds(30);         // default 30s: request sent → first response byte
+  Duration idle = std::chrono::seconds(60);               // default 60s: between bytes, either direction
+  std::optional<Duration> request;                        // default none: whole exchange incl. body streaming
+};
+
+struct Retries {
+  unsigned attempts = 1;                                  // default 1 retry (0 = off) after the first try
+  unsigned budget_percent = 20;                           // default 20: retries ≤ 20% of active requests
+  unsigned min_concurrent = 3;                            // default 3: retries always allowed up to this many
+  Duration backoff = std::chrono::milliseconds(25);       // default 25ms base; doubled per retry, full jitter
+  Duration max_backoff = std::chrono::milliseconds(250);  // default 250ms
+};
+
+struct UpstreamLimits {            // circuit breaking, per cluster and node; excess fails fast with 503
+  unsigned max_connections = 1024;  // default 1024 open upstream connections
+  unsigned max_pending = 1024;      // default 1024 requests waiting for a connection
+  unsigned max_requests = 1024;     // default 1024 requests in flight
+};
+
+struct UpstreamPool {
+  unsigned max_idle = 32;                                 // default 32 idle keep-alive connections per endpoint per worker
+  Duration idle_timeout = std::chrono::seconds(30);       // default 30s: an idle pooled connection is closed
+  unsigned max_requests_per_connection = 0;               // default 0 = unlimited
+};
+
+struct Outlier {                   // passive ejection
+  unsigned consecutive_5xx = 5;                           // default 5 (0 = off)
+  unsigned consecutive_failures = 3;                      // default 3 connect failures/resets (0 = off)
+  Duration base_ejection = std::chrono::seconds(10);      // default 10s; ×2 per repeated ejection
+  Duration max_ejection = std::chrono::seconds(300);      // default 300s
+  unsigned max_ejected_percent = 50;                      // default 50: never eject more (and never all)
+};
+
+struct Upstream {
+  std::string name;                         // the key under `upstreams:`; a metrics label
+  std::vector<UpstreamEndpoint> endpoints;  // required, at least one, "host:port"
+  Balance balance = Balance::round_robin;   // default round_robin
+  HashOn hash_on = HashOn::path;            // default path; `hash_on: path | header:NAME | cookie:NAME`
+  std::string hash_key;                     // the header or cookie name
+  std::string host_header;                  // default "": pass the client's Host; else send this Host
+  Duration resolve_interval = std::chrono::seconds(30);   // default 30s: DNS names re-resolved
+  HealthCheck health_check;
+  UpstreamTimeouts timeouts;
+  Retries retries;
+  UpstreamLimits limits;
+  UpstreamPool pool;
+  Outlier outlier;
+  Location location;
+};
+
+// An address range in `proxy.trusted_proxies`: "10.0.0.0/8", "::1" (a single address), IPv4 or IPv6.
+struct Cidr {
+  std::array<std::uint8_t, 16> bytes{};   // IPv4 as ::ffff:a.b.c.d (mapped), prefix counted on 128 bits
+  unsigned prefix = 128;
+};
+
+struct Proxy {
+  // default none: X-Forwarded-For from a client is replaced by the client address; from a trusted proxy it
+  // is kept and the client address appended.
+  std::vector<Cidr> trusted_proxies;
+  bool via = true;                          // default true: add `Via: 1.1 <node.name>` both ways
 };
 
 enum class AccessLogFormat { combined, json };
@@ -94,6 +192,8 @@ struct Config {
   Limits limits;
   std::vector<Listener> listeners;   // at least one
   std::vector<Route> routes;
+  std::vector<Upstream> upstreams;   // order of the YAML mapping
+  Proxy proxy;
   Observability observability;
 };
 

@@ -1,0 +1,91 @@
+// Sans-IO HTTP/1.1 response codec (what an upstream sends back) on Boost.Beast's basic_parser: bytes in,
+// events out, header views into the caller's buffer, no allocation per response once warm. One instance per
+// upstream exchange, used by one worker thread. RFC 9112 §4 (status line), §6.3 (message body length),
+// §7.1 (chunked), RFC 9110 §15.2 (1xx), §9.3.2 (HEAD), §15.3.5/§15.4.5 (204/304 carry no body).
+#pragma once
+
+#include <virex/http/request.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string_view>
+
+namespace virex::http {
+
+// Bounded-cardinality reasons (a metric label and the Proxy-Status `details`).
+enum class ResponseError : std::uint8_t {
+  none,
+  header_too_large,      // status line + headers over the limit
+  too_many_headers,
+  bad_status_line,
+  bad_header,            // malformed field, NUL, bare CR/LF, obs-fold
+  conflicting_framing,   // Content-Length with Transfer-Encoding, or differing Content-Length values
+  bad_content_length,
+  bad_chunk,
+  unknown_transfer_encoding,
+  truncated,             // the upstream closed before the message was complete
+};
+std::string_view to_string(ResponseError e) noexcept;
+
+struct ResponseHead {
+  unsigned status = 0;
+  int version = 11;                     // 10 or 11
+  std::string_view reason;
+  std::span<const Header> headers;      // in received order
+  bool keep_alive = true;               // RFC 9112 §9.3: HTTP/1.1 unless `Connection: close`; 1.0 only with keep-alive
+  bool chunked = false;
+  std::optional<std::uint64_t> content_length;  // as framed (none for chunked / close-delimited / no body)
+  bool no_body = false;                 // 1xx, 204, 304, or the answer to HEAD: no body follows
+  bool until_close = false;             // the body is delimited by the upstream closing the connection
+  std::size_t head_bytes = 0;
+
+  std::string_view header(std::string_view name) const noexcept;   // first one, case-insensitive, or empty
+};
+
+struct H1ResponseLimits {
+  std::size_t max_header_bytes = 64 * 1024;
+  std::size_t max_headers = 100;
+};
+
+class H1ResponseParser {
+ public:
+  enum class Event : std::uint8_t {
+    need_more,   // feed more bytes (consumed may be > 0)
+    head,        // head() is ready; for a 1xx interim response, `complete` follows at once (call next())
+    body,        // body() holds the next decoded body bytes (a view into the fed data)
+    complete,    // the message is complete; call next() before feeding another response
+    error,       // error() says why; the upstream connection must not be reused
+  };
+  struct Result {
+    Event event;
+    std::size_t consumed;
+  };
+
+  explicit H1ResponseParser(H1ResponseLimits limits = {});
+  ~H1ResponseParser();
+  H1ResponseParser(H1ResponseParser&&) noexcept;
+  H1ResponseParser& operator=(H1ResponseParser&&) noexcept;
+
+  // Before the first feed of each response: whether the request was HEAD (its answer has no body).
+  void set_head_request(bool head) noexcept;
+  // Feeds unconsumed bytes. While the head is being parsed the data must start at the response's first byte.
+  Result feed(std::string_view data);
+  // The upstream closed (EOF): completes a close-delimited body, else an error (truncated) if in a message.
+  Result feed_eof();
+  void next();
+
+  const ResponseHead& head() const noexcept;
+  std::string_view body() const noexcept;
+  ResponseError error() const noexcept;
+  bool in_message() const noexcept;     // some bytes consumed, not complete
+  bool body_started() const noexcept;   // any body byte has been produced for this response
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace virex::http
