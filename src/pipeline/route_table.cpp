@@ -234,8 +234,9 @@ RouteTable RouteTable::build(const std::vector<config::Route>& routes, const Fil
       else c.method_mask |= bit(meth);
       if (meth == http::Method::get) c.method_mask |= bit(http::Method::head);  // RFC 9110 §9.3.2
     }
+    if (r.upstream) c.upstream = &*r.upstream;
     std::string body = r.respond.body;
-    if (r.respond.file) {
+    if (!r.upstream && r.respond.file) {
       std::string why;
       if (auto content = read_file(*r.respond.file, why)) body = std::move(*content);
       else errors.push_back({r.respond.file_location, "routes[" + std::to_string(i) + "].respond.file", why});
@@ -246,6 +247,11 @@ RouteTable RouteTable::build(const std::vector<config::Route>& routes, const Fil
     m.add(m.group_for(r.match.host), r, i);
   }
   return t;
+}
+
+void RouteTable::bind_clusters(const std::function<std::uint32_t(const std::string&)>& index_of) {
+  for (CompiledRoute& c : impl_->routes)
+    if (c.upstream) c.cluster = index_of(c.upstream->cluster);
 }
 
 Match RouteTable::match(std::string_view host, std::string_view path, http::Method method,

@@ -60,6 +60,7 @@ void Connection::set_deadline(Phase p) {
     case Phase::body:
     case Phase::writing: deadline_ = now + lim.idle_timeout; break;
     case Phase::linger: deadline_ = now + kLingerTime; break;
+    case Phase::proxy: break;  // set_proxy_deadline() sets it
   }
 }
 
@@ -74,10 +75,12 @@ void Connection::on_tick(std::chrono::steady_clock::time_point now) {
     case Phase::body: timed_out_ = Timeout::body; break;
     case Phase::writing: timed_out_ = Timeout::write; break;
     case Phase::linger: timed_out_ = Timeout::linger; break;
+    case Phase::proxy: timed_out_ = Timeout::proxy; break;
   }
   if (before == Timeout::none && phase_ != Phase::linger) worker_.count_timeout(static_cast<unsigned>(phase_));
   boost::system::error_code ec;
   socket_.cancel(ec);
+  if (upstream_) upstream_->socket.cancel(ec);
 }
 
 void Connection::trim() {
@@ -122,6 +125,11 @@ Awaitable<void> Connection::run(Connection* raw) {
         c.prepare_write();
         auto [wec, wn] = co_await asio::async_write(c.socket_, c.iov_, token);
         if (!c.finish_write(wec, wn)) break;
+      }
+      if (c.proxy_pending_) {
+        co_await c.proxy();
+        if (c.abort_) break;
+        continue;  // parse what else the buffer holds (pipelined requests), write, then read
       }
       if (c.close_after_write_) {
         // RFC 9112 §9.6: unread bytes at close make the kernel send RST, which can destroy the response.
@@ -253,6 +261,10 @@ void Connection::process() {
       case E::head:
         on_head();
         set_deadline(Phase::body);
+        if (pending_.route && pending_.route->upstream) {
+          proxy_pending_ = true;  // run() writes what is queued, then proxy() takes over (head views stay valid)
+          break;
+        }
         if (pending_.expect_continue && !pending_.route && !listener_->admin) {
           // RFC 9110 §10.1.1: no route wants this body: answer now instead of 100, and close, since the
           // client may or may not send the body.
@@ -286,7 +298,7 @@ void Connection::process() {
   // Keep unconsumed bytes at the front so the buffer can take the rest of a head.
   if (begin_ == end_) {
     begin_ = end_ = 0;
-  } else if (begin_ > 0 && (end_ == cap_ || !parser_.in_message())) {
+  } else if (begin_ > 0 && !proxy_pending_ && (end_ == cap_ || !parser_.in_message())) {
     std::memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
     end_ -= begin_;
     begin_ = 0;

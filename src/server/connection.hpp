@@ -6,6 +6,9 @@
 #include "worker.hpp"
 
 #include <virex/http/h1_parser.hpp>
+#include <virex/http/h1_response_parser.hpp>
+#include <virex/upstream/cluster.hpp>
+#include <virex/upstream/pool.hpp>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -30,8 +33,10 @@ class Connection {
   void on_drain();
 
  private:
-  enum class Phase : std::uint8_t { idle, header, body, writing, linger };
-  enum class Timeout : std::uint8_t { none, header, idle, body, write, linger, drain };
+  enum class Phase : std::uint8_t { idle, header, body, writing, linger, proxy };
+  enum class Timeout : std::uint8_t { none, header, idle, body, write, linger, drain, proxy };
+  // What a proxied request is waiting for, which decides the error a deadline maps to.
+  enum class ProxyStage : std::uint8_t { connect, send, first_byte, response_body, client_body, tunnel };
 
   struct Pending {  // what the response to the request in progress needs, copied out of the read buffer
     const pipeline::CompiledRoute* route = nullptr;
@@ -89,6 +94,23 @@ class Connection {
   void prepare_write();
   bool finish_write(const boost::system::error_code& ec, std::size_t n);
   Awaitable<void> linger();
+
+  // ---- reverse proxy (proxy.cpp) ----
+  // The exchange for the request whose head process() stopped at: upstream tries (with retries), request body
+  // streamed up, response streamed down, or an error response queued. Suspends on both sockets.
+  Awaitable<void> proxy();
+  struct Try;
+  Awaitable<upstream::ProxyErrc> connect_upstream(Try& t);
+  Awaitable<upstream::ProxyErrc> send_request(Try& t);
+  Awaitable<upstream::ProxyErrc> read_response_head(Try& t);
+  Awaitable<upstream::ProxyErrc> relay_response(Try& t);
+  Awaitable<void> tunnel(Try& t);
+  Awaitable<bool> read_client();        // more request bytes into buf_; false on EOF/error/timeout
+  Awaitable<bool> write_client(std::span<const asio::const_buffer> b);
+  void set_proxy_deadline(ProxyStage stage, config::Duration d);
+  upstream::ProxyErrc timeout_error() const noexcept;
+  void queue_proxy_error(upstream::ProxyErrc e, std::string_view details);
+  const std::string& client_ip();
   bool idle_between_requests() noexcept;
   void trim();  // while waiting idle: return buffers and parser state to the worker's pools
 
@@ -115,6 +137,20 @@ class Connection {
   std::chrono::steady_clock::time_point batch_time_;   // when the last read completed
   Phase phase_before_write_ = Phase::idle;
   bool waiting_idle_ = false;                          // in the readiness wait between requests
+
+  // reverse proxy state
+  bool proxy_pending_ = false;          // process() stopped at the head of an upstream route's request
+  bool abort_ = false;                  // close the client connection now (a response was cut short)
+  ProxyStage proxy_stage_ = ProxyStage::connect;
+  std::chrono::steady_clock::time_point request_deadline_;
+  upstream::UpstreamConn* upstream_ = nullptr;   // the connection in use (on_tick cancels it)
+  std::string up_head_;                 // the request head for the upstream
+  std::string up_out_;                  // chunk framing and small pieces of a gathered write
+  std::unique_ptr<char[]> up_buf_;      // upstream read buffer (kReadBufferSize, grows for a big head)
+  std::size_t up_cap_ = 0, up_begin_ = 0, up_end_ = 0;
+  std::unique_ptr<http::H1ResponseParser> up_parser_;
+  std::string client_ip_;
+  int client_trusted_ = -1;             // -1 unknown, else whether the peer is in proxy.trusted_proxies
 };
 
 }  // namespace virex::server

@@ -11,6 +11,7 @@
 #include <virex/observe/access_log.hpp>
 #include <virex/observe/metrics.hpp>
 #include <virex/pipeline/snapshot.hpp>
+#include <virex/upstream/monitor.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -65,7 +66,7 @@ struct Loaded {
   std::vector<std::string> errors;
 };
 
-Loaded load_snapshot(const std::string& path, std::uint64_t generation) {
+Loaded load_snapshot(const std::string& path, std::uint64_t generation, const pipeline::Snapshot* previous = nullptr) {
   Loaded out;
   std::string why;
   const auto text = read_file(path, why);
@@ -81,7 +82,8 @@ Loaded load_snapshot(const std::string& path, std::uint64_t generation) {
   for (const auto& e : res.errors) out.errors.push_back(e.to_string());
   if (!res.config) return out;
   std::vector<pipeline::BuildError> build_errors;
-  out.snapshot = pipeline::build_snapshot(std::move(*res.config), generation, file_reader_for(path), build_errors);
+  out.snapshot =
+      pipeline::build_snapshot(std::move(*res.config), generation, file_reader_for(path), build_errors, previous);
   for (const auto& e : build_errors)
     out.errors.push_back(config::Error{e.location, e.key, e.reason}.to_string());
   return out;
@@ -106,6 +108,8 @@ class Server {
   void finish();
   void watchdog();
   std::shared_ptr<observe::AccessLog> access_log_for(const config::AccessLog& cfg, std::string& error);
+  // Replaces the cluster monitors (DNS, health checks) with ones for current_'s clusters.
+  void start_monitors();
 
   Options opts_;
   asio::io_context ioc_{1};
@@ -117,6 +121,7 @@ class Server {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
   std::shared_ptr<const pipeline::Snapshot> current_;
+  std::vector<std::shared_ptr<upstream::Monitor>> monitors_;
   std::shared_ptr<observe::AccessLog> access_log_;
   std::vector<std::shared_ptr<observe::AccessLog>> retired_logs_;  // until every worker has switched
   std::vector<systemd::InheritedSocket> inherited_;  // socket activation, until a listener claims one
@@ -250,6 +255,7 @@ int Server::run() {
   }
   access_log_cfg_ = cfg.observability.access_log;
   current_ = loaded.snapshot;
+  start_monitors();
 
   for (unsigned i = 0; i < n; ++i) {
     workers_[i]->post_install(current_, access_log_, std::move(sockets[i]), {}, [this](bool ok) {
@@ -324,7 +330,7 @@ void Server::wait_signal() {
 void Server::reload() {
   if (draining_) return;
   systemd::notify_reloading();
-  auto loaded = load_snapshot(opts_.config_path, generation_ + 1);
+  auto loaded = load_snapshot(opts_.config_path, generation_ + 1, current_.get());
   auto fail = [this](const std::vector<std::string>& why) {
     for (const auto& e : why) spdlog::error("reload rejected: {}", e);
     reload_failed_.inc();
@@ -364,6 +370,7 @@ void Server::reload() {
 
   ++generation_;
   current_ = loaded.snapshot;
+  start_monitors();
   // The old log is released here, on the control thread, once every worker has dropped it: its destructor
   // flushes and joins its writer thread, which must not stall a worker.
   if (access_log_ && access_log_ != log) retired_logs_.push_back(access_log_);
@@ -428,7 +435,19 @@ void Server::drain() {
   });
 }
 
+void Server::start_monitors() {
+  for (auto& m : monitors_) m->stop();
+  monitors_.clear();
+  const auto control = registry_->shard(registry_->shard_count() - 1);
+  for (const pipeline::Cluster& c : current_->clusters) {
+    auto m = std::make_shared<upstream::Monitor>(ioc_, c.state, *c.config, *registry_, control);
+    m->start();
+    monitors_.push_back(std::move(m));
+  }
+}
+
 void Server::finish() {
+  for (auto& m : monitors_) m->stop();
   drain_timer_.cancel();
   watchdog_timer_.cancel();
   boost::system::error_code ec;

@@ -12,9 +12,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 namespace virex::server {
 namespace {
-constexpr auto kTick = std::chrono::milliseconds(250);
+constexpr auto kTick = std::chrono::milliseconds(100);  // deadline granularity (client and upstream)
 constexpr auto token = asio::as_tuple(kUseAwaitable);
 
 // Accepts until the acceptor closes. Suspends in async_accept; keeps `l` alive.
@@ -85,6 +87,8 @@ Worker::~Worker() {
   draining_ = false;
   // Acceptors are io objects: they must go while ioc_ still has its services (a forced stop can leave them).
   listeners_.clear();
+  // Idle pooled upstream sockets too; connections still in use go with their coroutines (which need pools_).
+  for (auto& [state, pool] : pools_) pool->sweep(std::chrono::steady_clock::now(), config::Duration::zero());
 }
 
 void Worker::run() {
@@ -106,6 +110,7 @@ void Worker::tick() {
   hand_over_access_log();
   date_.refresh(std::time(nullptr));
   for (Connection* c : connections_) c->on_tick(now_);
+  sweep_pools();
   if (draining_ && connections_.empty()) return;  // nothing left to watch: let run() return
   ticker_.expires_after(kTick);
   ticker_.async_wait([this](boost::system::error_code ec) {
@@ -181,6 +186,31 @@ RouteSeries& Worker::route_series(ListenerState& l, const pipeline::Snapshot& s,
   return r;
 }
 
+upstream::WorkerPool& Worker::upstream_pool(const pipeline::Cluster& c) {
+  auto& slot = pools_[c.state.get()];
+  if (!slot)
+    slot = std::make_unique<upstream::WorkerPool>(ioc_.get_executor(), c.state, *shared_.registry, shard_, id_ + 1);
+  return *slot;
+}
+
+void Worker::sweep_pools() {
+  for (auto it = pools_.begin(); it != pools_.end();) {
+    const pipeline::Cluster* current = nullptr;
+    if (snapshot_)
+      for (const auto& c : snapshot_->clusters)
+        if (c.state.get() == it->first) current = &c;
+    if (current) {
+      it->second->sweep(now_, current->config->pool.idle_timeout);
+      ++it;
+    } else if (it->second->in_use() == 0) {
+      it = pools_.erase(it);  // the cluster left the config and its last exchange has ended
+    } else {
+      it->second->sweep(now_, config::Duration::zero());
+      ++it;
+    }
+  }
+}
+
 void Worker::post_install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared_ptr<observe::AccessLog> log,
                           std::vector<ListenerSocket> add, std::vector<std::string> remove,
                           std::function<void(bool)> done) {
@@ -193,6 +223,15 @@ void Worker::post_install(std::shared_ptr<const pipeline::Snapshot> snap, std::s
 bool Worker::install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared_ptr<observe::AccessLog> log,
                      std::vector<ListenerSocket> add, const std::vector<std::string>& remove) {
   snapshot_ = std::move(snap);
+  via_.clear();
+  if (snapshot_->config.proxy.via) {
+    std::string node = snapshot_->config.node.name;
+    if (node.empty()) {
+      char host[256] = {};
+      node = ::gethostname(host, sizeof host - 1) == 0 ? host : "virex-edge";
+    }
+    via_ = "1.1 " + node;
+  }
   if (access_log_ != log) hand_over_access_log();  // lines logged so far go to the old file
   access_log_ = std::move(log);
   for (const std::string& key : remove) {

@@ -5,10 +5,12 @@
 
 #include <virex/admin/admin.hpp>
 #include <virex/core/http_date.hpp>
+#include <virex/core/runtime.hpp>
 #include <virex/observe/access_log.hpp>
 #include <virex/observe/metrics.hpp>
 #include <virex/observe/trace_context.hpp>
 #include <virex/pipeline/snapshot.hpp>
+#include <virex/upstream/pool.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -24,21 +26,18 @@
 #include <list>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace virex::server {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
-// Every I/O object of a worker names its io_context's executor type directly: no any_io_executor type
-// erasure on the per-request path.
-using Executor = asio::io_context::executor_type;
-using Socket = asio::basic_stream_socket<tcp, Executor>;
-using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
-using Timer = asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, Executor>;
-template <class T>
-using Awaitable = asio::awaitable<T, Executor>;
-inline constexpr asio::use_awaitable_t<Executor> kUseAwaitable{};
+using core::Executor;
+using core::Socket;
+using core::Timer;
+using core::Awaitable;
+using core::kUseAwaitable;
 
 class Connection;
 
@@ -116,6 +115,11 @@ class Worker {
     if (phase < timeouts_.size()) timeouts_[phase].inc();
   }
 
+  // This worker's pool for a cluster (created on first use; kept while the cluster state lives).
+  upstream::WorkerPool& upstream_pool(const pipeline::Cluster& c);
+  // "1.1 <node name>" for Via headers (RFC 9110 §7.6.3); empty when proxy.via is off.
+  std::string_view via() const noexcept { return via_; }
+
   std::unique_ptr<char[]> acquire_buffer();
   void release_buffer(std::unique_ptr<char[]> b);
   std::string acquire_scratch();          // a response-assembly string, with capacity when pooled
@@ -129,6 +133,7 @@ class Worker {
                std::vector<ListenerSocket> add, const std::vector<std::string>& remove);
   bool adopt(ListenerSocket s);
   void tick();
+  void sweep_pools();
   void check_drained();
 
   unsigned id_;
@@ -150,6 +155,8 @@ class Worker {
   static constexpr std::array<std::uint64_t, 1> kDiscardBounds{0};
   void hand_over_access_log();
   core::DateLine date_;
+  std::unordered_map<const upstream::ClusterState*, std::unique_ptr<upstream::WorkerPool>> pools_;
+  std::string via_;
   std::chrono::steady_clock::time_point now_;
   bool draining_ = false;
   std::function<void()> drained_;

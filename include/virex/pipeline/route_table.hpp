@@ -31,7 +31,9 @@ struct CompiledRoute {
   std::uint32_t index = 0;              // position in config order: lower wins
   std::uint32_t method_mask = 0;        // bit per http::Method; 0 with no extra_methods = any method
   std::vector<std::string> extra_methods;  // methods outside http::Method
-  http::PreparedResponse response;
+  http::PreparedResponse response;             // the `respond` action
+  const config::RouteUpstream* upstream = nullptr;  // the `upstream` action (into the snapshot's config)
+  std::uint32_t cluster = 0;                    // with `upstream`: index into Snapshot::clusters
 
   bool allows(http::Method m, std::string_view text) const noexcept;
 };
@@ -62,7 +64,8 @@ class RouteTable {
   RouteTable(RouteTable&&) noexcept;
   RouteTable& operator=(RouteTable&&) noexcept;
 
-  // Compiles `routes`; errors (unreadable files) are collected, not thrown.
+  // Compiles `routes` (which must outlive the table: upstream routes point into them); errors (unreadable
+  // files) are collected, not thrown.
   static RouteTable build(const std::vector<config::Route>& routes, const FileReader& read_file,
                           std::vector<BuildError>& errors);
 
@@ -70,6 +73,8 @@ class RouteTable {
               std::string_view method_text) const;
 
   const std::vector<CompiledRoute>& routes() const noexcept;
+  // Sets each upstream route's cluster index (at snapshot build, before the table is shared).
+  void bind_clusters(const std::function<std::uint32_t(const std::string&)>& index_of);
 
  private:
   struct Impl;

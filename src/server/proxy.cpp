@@ -1,0 +1,688 @@
+// The reverse-proxy exchange of an HTTP/1.1 client connection (see connection.hpp): pick an endpoint, take a
+// pooled connection or open one, send the rewritten head and stream the request body up, read the response
+// head, retry idempotent requests on another endpoint when the budget allows, then stream the response down
+// with backpressure (one buffer each way; a body of any size passes in bounded memory). WebSocket upgrades
+// become a two-way tunnel after the 101. RFC 9110 §7.6 (intermediaries), RFC 9112 §6–7 (framing), RFC 9209
+// (Proxy-Status), RFC 6455 §4 (upgrade). Runs on the connection's worker thread, inside its coroutine.
+#include "connection.hpp"
+
+#include <virex/upstream/forward.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace virex::server {
+namespace {
+constexpr auto token = asio::as_tuple(kUseAwaitable);
+constexpr std::size_t kMaxUpstreamHead = 64 * 1024;
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+using upstream::ProxyErrc;
+
+bool idempotent(http::Method m) noexcept {
+  // RFC 9110 §9.2.2
+  switch (m) {
+    case http::Method::get:
+    case http::Method::head:
+    case http::Method::options:
+    case http::Method::trace:
+    case http::Method::put:
+    case http::Method::delete_: return true;
+    default: return false;
+  }
+}
+
+// Failures that happened before the upstream could have acted on the request (or that it answered 502-504
+// to): the only ones worth another endpoint.
+bool retryable(ProxyErrc e) noexcept {
+  return e == ProxyErrc::connection_refused || e == ProxyErrc::connection_timeout ||
+         e == ProxyErrc::connection_terminated;
+}
+
+void append_hex(std::string& out, std::size_t n) {
+  char tmp[20];
+  int i = 0;
+  do {
+    tmp[i++] = "0123456789abcdef"[n & 15];
+    n >>= 4;
+  } while (n);
+  while (i) out.push_back(tmp[--i]);
+}
+}  // namespace
+
+struct Connection::Try {
+  const pipeline::Cluster* cluster = nullptr;
+  upstream::WorkerPool* pool = nullptr;
+  std::unique_ptr<upstream::UpstreamConn> conn;
+  std::uint32_t endpoint = 0;
+  bool reused = false;
+  bool head_request = false;
+  bool websocket = false;
+  bool request_chunked = false;
+  bool has_body = false;
+  bool request_done = false;      // the whole request (head and body) has been sent upstream
+  bool response_started = false;  // some byte of the response went to the client
+  bool response_done = false;
+  config::Duration first_byte{}, idle{};
+  std::chrono::steady_clock::time_point sent_at;
+  unsigned status = 0;
+  std::uint64_t bytes_out = 0, body_bytes = 0;
+  http::ParseError client_error = http::ParseError::none;
+  bool client_gone = false;       // the client closed or stalled while sending its body
+};
+
+const std::string& Connection::client_ip() {
+  if (client_ip_.empty()) {
+    boost::system::error_code ec;
+    const auto ep = socket_.remote_endpoint(ec);
+    if (ec) {
+      client_ip_ = "unknown";
+    } else {
+      auto a = ep.address();
+      if (a.is_v6() && a.to_v6().is_v4_mapped()) a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+      client_ip_ = a.to_string();
+    }
+  }
+  return client_ip_;
+}
+
+void Connection::set_proxy_deadline(ProxyStage stage, config::Duration d) {
+  proxy_stage_ = stage;
+  phase_ = Phase::proxy;
+  deadline_ = std::min(worker_.coarse_now() + d, request_deadline_);
+}
+
+ProxyErrc Connection::timeout_error() const noexcept {
+  const bool whole_request = worker_.coarse_now() >= request_deadline_;
+  switch (proxy_stage_) {
+    case ProxyStage::connect: return whole_request ? ProxyErrc::http_response_timeout : ProxyErrc::connection_timeout;
+    case ProxyStage::first_byte: return ProxyErrc::http_response_timeout;
+    case ProxyStage::client_body: return ProxyErrc::http_request_error;
+    default: return ProxyErrc::connection_read_timeout;
+  }
+}
+
+void Connection::queue_proxy_error(ProxyErrc e, std::string_view details) {
+  // RFC 9209 §2: Proxy-Status names this proxy and the error; the body says it in words.
+  const unsigned status = upstream::status_of(e);
+  std::string extra = "Proxy-Status: virex-edge; error=";
+  extra.append(upstream::to_string(e));
+  if (!details.empty()) extra.append("; details=\"").append(details).append("\"");
+  extra.append("\r\n").append(trace_line_);
+  std::string body(upstream::to_string(e));
+  body.push_back('\n');
+  const std::size_t from = scratch_.size();
+  http::append_simple_response(scratch_, status, worker_.date_line(), body, connection_header(),
+                               pending_.method == http::Method::head, extra);
+  add_scratch(from);
+  const std::size_t n = scratch_.size() - from;
+  finish_request(status, n, pending_.method == http::Method::head ? 0 : body.size(), upstream::to_string(e));
+}
+
+Awaitable<bool> Connection::write_client(std::span<const asio::const_buffer> b) {
+  auto [ec, n] = co_await asio::async_write(socket_, b, token);
+  listener_->bytes_out.inc(n);
+  co_return !ec;
+}
+
+Awaitable<bool> Connection::read_client() {
+  if (begin_ == end_) {
+    begin_ = end_ = 0;
+  } else if (begin_ > 0) {
+    std::memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  if (end_ == cap_) co_return false;  // cannot happen while a body streams (the codec consumes it)
+  auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buf_.get() + end_, cap_ - end_), token);
+  if (ec) co_return false;
+  end_ += n;
+  listener_->bytes_in.inc(n);
+  co_return true;
+}
+
+Awaitable<ProxyErrc> Connection::connect_upstream(Try& t) {
+  upstream::WorkerPool& pool = *t.pool;
+  upstream::ClusterState& st = pool.state();
+  const config::Upstream& cfg = *t.cluster->config;
+  t.conn = pool.take_idle(t.endpoint);
+  if (t.conn) {
+    t.reused = true;
+    pool.series().reused.inc();
+    co_return ProxyErrc::none;
+  }
+  t.reused = false;
+  core::tcp::endpoint addr;
+  if (!pool.address(t.endpoint, addr)) co_return ProxyErrc::destination_unavailable;
+  if (!st.try_acquire(st.pending, cfg.limits.max_pending)) {
+    pool.series().rejected[1].inc();
+    co_return ProxyErrc::connection_limit_reached;
+  }
+  struct PendingSlot {
+    upstream::ClusterState& st;
+    ~PendingSlot() { st.pending.fetch_sub(1, std::memory_order_relaxed); }
+  } slot{st};
+  t.conn = pool.open(t.endpoint, cfg.limits.max_connections);
+  if (!t.conn) {
+    pool.series().rejected[0].inc();
+    co_return ProxyErrc::connection_limit_reached;
+  }
+  upstream_ = t.conn.get();
+  set_proxy_deadline(ProxyStage::connect, cfg.timeouts.connect);
+  auto [ec] = co_await t.conn->socket.async_connect(addr, token);
+  if (ec) {
+    if (timed_out_ == Timeout::proxy) co_return timeout_error();
+    co_return ProxyErrc::connection_refused;
+  }
+  boost::system::error_code ignored;
+  t.conn->socket.set_option(core::tcp::no_delay(true), ignored);
+  co_return ProxyErrc::none;
+}
+
+// Sends the head and the request body (decoded by the client codec; re-chunked when the client chunked it),
+// reading more from the client as the upstream takes it: one buffer's worth in flight, never more.
+Awaitable<ProxyErrc> Connection::send_request(Try& t) {
+  upstream_ = t.conn.get();
+  ++t.conn->requests;
+  t.pool->endpoint_series(t.endpoint).requests.inc();
+  segments_.clear();
+  scratch_.clear();
+  segments_.push_back({up_head_.data(), 0, up_head_.size()});
+  bool done = !t.has_body;
+  bool continue_due = pending_.expect_continue && !pending_.continue_sent;
+  for (;;) {
+    while (!done) {
+      const auto r = parser_.feed(std::string_view(buf_.get() + begin_, end_ - begin_));
+      begin_ += r.consumed;
+      using E = http::H1RequestParser::Event;
+      if (r.event == E::body) {
+        const std::string_view b = parser_.body();
+        pending_.bytes_in += b.size();
+        if (t.request_chunked) {
+          const std::size_t from = scratch_.size();
+          append_hex(scratch_, b.size());
+          scratch_.append("\r\n");
+          add_scratch(from);
+          add_static(b);
+          const std::size_t tail = scratch_.size();
+          scratch_.append("\r\n");
+          add_scratch(tail);
+        } else {
+          add_static(b);
+        }
+        continue;
+      }
+      if (r.event == E::complete) {
+        if (t.request_chunked) {
+          const std::size_t from = scratch_.size();
+          scratch_.append("0\r\n\r\n");
+          add_scratch(from);
+        }
+        done = true;
+        break;
+      }
+      if (r.event == E::error) {
+        t.client_error = parser_.error();
+        co_return ProxyErrc::http_request_error;
+      }
+      break;  // need_more
+    }
+    if (!segments_.empty()) {
+      iov_.clear();
+      for (const Segment& s : segments_) iov_.emplace_back(s.data ? s.data : scratch_.data() + s.offset, s.size);
+      set_proxy_deadline(ProxyStage::send, t.idle);
+      auto [ec, n] = co_await asio::async_write(t.conn->socket, iov_, token);
+      segments_.clear();
+      scratch_.clear();
+      if (ec) co_return timed_out_ == Timeout::proxy ? timeout_error() : ProxyErrc::connection_terminated;
+    }
+    if (done) break;
+    if (continue_due) {
+      // RFC 9110 §10.1.1: the client waits for this before sending its body; the upstream never sees Expect
+      // answered twice because we send the body whether or not it asked.
+      continue_due = false;
+      pending_.continue_sent = true;
+      const asio::const_buffer b(kContinue.data(), kContinue.size());
+      set_proxy_deadline(ProxyStage::client_body, t.idle);
+      if (!co_await write_client(std::span(&b, 1))) {
+        t.client_gone = true;
+        co_return ProxyErrc::http_request_error;
+      }
+    }
+    set_proxy_deadline(ProxyStage::client_body, snapshot_->config.limits.idle_timeout);
+    if (!co_await read_client()) {
+      t.client_gone = true;
+      co_return ProxyErrc::http_request_error;
+    }
+  }
+  t.request_done = true;
+  t.sent_at = std::chrono::steady_clock::now();
+  co_return ProxyErrc::none;
+}
+
+Awaitable<ProxyErrc> Connection::read_response_head(Try& t) {
+  if (!up_parser_) up_parser_ = std::make_unique<http::H1ResponseParser>();
+  if (!up_buf_) {
+    up_buf_ = worker_.acquire_buffer();
+    up_cap_ = kReadBufferSize;
+  }
+  http::H1ResponseParser& p = *up_parser_;
+  p.next();
+  p.set_head_request(t.head_request);
+  up_begin_ = up_end_ = 0;
+  set_proxy_deadline(ProxyStage::first_byte, t.first_byte);
+  for (;;) {
+    while (up_begin_ < up_end_ || p.in_message()) {
+      const auto r = p.feed(std::string_view(up_buf_.get() + up_begin_, up_end_ - up_begin_));
+      up_begin_ += r.consumed;
+      using E = http::H1ResponseParser::Event;
+      if (r.event == E::head) {
+        const unsigned status = p.head().status;
+        if (status >= 200 || status == 101) co_return ProxyErrc::none;
+        continue;  // 1xx interim (RFC 9110 §15.2): dropped; `complete` follows
+      }
+      if (r.event == E::complete) {  // of a 1xx
+        p.next();
+        p.set_head_request(t.head_request);
+        continue;
+      }
+      if (r.event == E::error) co_return ProxyErrc::http_protocol_error;
+      break;  // need_more
+    }
+    if (up_begin_ > 0) {
+      std::memmove(up_buf_.get(), up_buf_.get() + up_begin_, up_end_ - up_begin_);
+      up_end_ -= up_begin_;
+      up_begin_ = 0;
+    }
+    if (up_end_ == up_cap_) {
+      if (up_cap_ >= kMaxUpstreamHead) co_return ProxyErrc::http_protocol_error;
+      std::unique_ptr<char[]> nbuf(new char[up_cap_ * 2]);
+      std::memcpy(nbuf.get(), up_buf_.get(), up_end_);
+      up_buf_ = std::move(nbuf);
+      up_cap_ *= 2;
+    }
+    auto [ec, n] = co_await t.conn->socket.async_read_some(asio::buffer(up_buf_.get() + up_end_, up_cap_ - up_end_), token);
+    if (ec) {
+      if (timed_out_ == Timeout::proxy) co_return timeout_error();
+      co_return ProxyErrc::connection_terminated;  // closed or reset before a complete head
+    }
+    up_end_ += n;
+  }
+}
+
+// Streams the response to the client: head (+ the first body bytes) in one write, then one write per upstream
+// read. A body the client must get chunked (or close-delimited) is re-framed here.
+Awaitable<ProxyErrc> Connection::relay_response(Try& t) {
+  http::H1ResponseParser& p = *up_parser_;
+  const http::ResponseHead& rh = p.head();
+  t.status = rh.status;
+  segments_.clear();
+  scratch_.clear();
+  std::string extra = trace_line_;
+  if (rh.header("Date").empty()) extra.append(worker_.date_line());  // RFC 9110 §6.6.1
+  upstream::ResponseForward f;
+  f.client_version = pending_.version;
+  f.head_request = t.head_request;
+  f.via = worker_.via();
+  f.extra = extra;
+  const upstream::ResponseFraming framing = upstream::append_response_head(scratch_, rh, f);
+  if (framing.close_delimited) close_after_write_ = true;
+  http::append_tail(scratch_, {}, connection_header());
+  const bool upstream_keep_alive = rh.keep_alive;
+  add_scratch(0);
+  bool done = false;
+  ProxyErrc err = ProxyErrc::none;
+  for (;;) {
+    while (!done) {
+      const auto r = p.feed(std::string_view(up_buf_.get() + up_begin_, up_end_ - up_begin_));
+      up_begin_ += r.consumed;
+      using E = http::H1ResponseParser::Event;
+      if (r.event == E::body) {
+        const std::string_view b = p.body();
+        t.body_bytes += b.size();
+        if (framing.chunked) {
+          const std::size_t from = scratch_.size();
+          append_hex(scratch_, b.size());
+          scratch_.append("\r\n");
+          add_scratch(from);
+          add_static(b);
+          const std::size_t tail = scratch_.size();
+          scratch_.append("\r\n");
+          add_scratch(tail);
+        } else {
+          add_static(b);
+        }
+        continue;
+      }
+      if (r.event == E::complete) {
+        if (framing.chunked) {
+          const std::size_t from = scratch_.size();
+          scratch_.append("0\r\n\r\n");
+          add_scratch(from);
+        }
+        done = true;
+        break;
+      }
+      if (r.event == E::error) {
+        err = ProxyErrc::http_protocol_error;
+        done = true;
+      }
+      break;  // need_more
+    }
+    if (err != ProxyErrc::none && !t.response_started) co_return err;  // nothing sent: the caller answers 502
+    if (!segments_.empty()) {
+      iov_.clear();
+      std::size_t n = 0;
+      for (const Segment& s : segments_) {
+        iov_.emplace_back(s.data ? s.data : scratch_.data() + s.offset, s.size);
+        n += s.size;
+      }
+      set_proxy_deadline(ProxyStage::response_body, t.idle);
+      auto [ec, wn] = co_await asio::async_write(socket_, iov_, token);
+      listener_->bytes_out.inc(wn);
+      segments_.clear();
+      scratch_.clear();
+      t.bytes_out += wn;
+      t.response_started = true;
+      if (ec) {
+        t.client_gone = true;
+        co_return ProxyErrc::none;  // the client left: nothing to tell it
+      }
+    }
+    if (err != ProxyErrc::none) co_return err;
+    if (done) break;
+    if (up_begin_ == up_end_) {
+      up_begin_ = up_end_ = 0;
+    } else if (up_begin_ > 0) {
+      std::memmove(up_buf_.get(), up_buf_.get() + up_begin_, up_end_ - up_begin_);
+      up_end_ -= up_begin_;
+      up_begin_ = 0;
+    }
+    set_proxy_deadline(ProxyStage::response_body, t.idle);
+    auto [ec, n] = co_await t.conn->socket.async_read_some(asio::buffer(up_buf_.get() + up_end_, up_cap_ - up_end_), token);
+    if (ec == asio::error::eof) {
+      const auto r = p.feed_eof();
+      if (r.event == http::H1ResponseParser::Event::complete) {
+        done = true;
+        if (framing.chunked) {
+          const std::size_t from = scratch_.size();
+          scratch_.append("0\r\n\r\n");
+          add_scratch(from);
+        }
+        continue;  // write the terminal chunk, if any
+      }
+      co_return ProxyErrc::http_response_incomplete;
+    }
+    if (ec) co_return timed_out_ == Timeout::proxy ? timeout_error() : ProxyErrc::http_response_incomplete;
+    up_end_ += n;
+  }
+  t.response_done = true;
+  if (t.status == 101) co_return ProxyErrc::none;  // the socket becomes the tunnel's
+  // Reuse only a connection whose response ended exactly where the next one would start (RFC 9112 §9.3).
+  const bool reusable = upstream_keep_alive && !p.head().until_close && up_begin_ == up_end_;
+  upstream_ = nullptr;
+  t.pool->release(std::move(t.conn), reusable, t.cluster->config->pool, std::chrono::steady_clock::now());
+  co_return ProxyErrc::none;
+}
+
+// RFC 6455 §4: after the 101, bytes flow both ways until either side closes; each direction half-closes the
+// other when it ends. The deadline is the cluster's idle timeout, refreshed by traffic either way.
+Awaitable<void> Connection::tunnel(Try& t) {
+  using namespace boost::asio::experimental::awaitable_operators;
+  // Bytes that came with the 101 (upstream) or after the upgrade request (client) go first.
+  if (up_begin_ < up_end_) {
+    const asio::const_buffer b(up_buf_.get() + up_begin_, up_end_ - up_begin_);
+    if (!co_await write_client(std::span(&b, 1))) co_return;
+  }
+  if (begin_ < end_) {
+    auto [ec, n] = co_await asio::async_write(t.conn->socket, asio::buffer(buf_.get() + begin_, end_ - begin_), token);
+    if (ec) co_return;
+  }
+  begin_ = end_ = 0;
+  set_proxy_deadline(ProxyStage::tunnel, t.idle);
+  struct Pump {
+    static Awaitable<void> run(Connection* c, core::Socket* from, core::Socket* to, char* buf, std::size_t cap,
+                               config::Duration idle) {
+      for (;;) {
+        auto [ec, n] = co_await from->async_read_some(asio::buffer(buf, cap), token);
+        if (ec) break;
+        c->set_proxy_deadline(ProxyStage::tunnel, idle);
+        auto [wec, wn] = co_await asio::async_write(*to, asio::buffer(buf, n), token);
+        if (wec) break;
+      }
+      boost::system::error_code ignored;
+      to->shutdown(core::Socket::shutdown_send, ignored);
+    }
+  };
+  co_await (Pump::run(this, &socket_, &t.conn->socket, buf_.get(), cap_, t.idle) &&
+            Pump::run(this, &t.conn->socket, &socket_, up_buf_.get(), up_cap_, t.idle));
+}
+
+Awaitable<void> Connection::proxy() {
+  proxy_pending_ = false;
+  timed_out_ = Timeout::none;
+  const pipeline::CompiledRoute& route = *pending_.route;
+  const config::RouteUpstream& ru = *route.upstream;
+  const pipeline::Cluster& cl = snapshot_->clusters[route.cluster];
+  const config::Upstream& cfg = *cl.config;
+  upstream::WorkerPool& pool = worker_.upstream_pool(cl);
+  upstream::ClusterState& st = *cl.state;
+  const http::RequestHead& h = parser_.head();
+  request_deadline_ = ru.request ? worker_.coarse_now() + *ru.request
+                      : cfg.timeouts.request ? worker_.coarse_now() + *cfg.timeouts.request
+                                             : std::chrono::steady_clock::time_point::max();
+
+  Try t;
+  t.cluster = &cl;
+  t.pool = &pool;
+  t.head_request = h.method == http::Method::head;
+  t.websocket = upstream::wants_websocket(h);
+  t.request_chunked = h.chunked;
+  t.has_body = h.has_body();
+  t.first_byte = ru.first_byte.value_or(cfg.timeouts.first_byte);
+  t.idle = ru.idle.value_or(cfg.timeouts.idle);
+
+  // The head for the upstream is built now, while the head's views into buf_ are valid.
+  std::string path;
+  std::string_view rest = h.path;
+  if (!ru.strip_prefix.empty() && rest.starts_with(ru.strip_prefix)) rest.remove_prefix(ru.strip_prefix.size());
+  if (!ru.add_prefix.empty()) {
+    path = ru.add_prefix;
+    if (path.back() == '/' && rest.starts_with('/')) rest.remove_prefix(1);
+  }
+  if (path.empty() && !rest.starts_with('/')) path = "/";
+  else if (!path.empty() && path.back() != '/' && !rest.empty() && !rest.starts_with('/')) path.push_back('/');
+  path.append(rest);
+  upstream::RequestForward f;
+  f.path = path;
+  f.query = h.query;
+  f.client_addr = client_ip();
+  f.client_trusted = !snapshot_->config.proxy.trusted_proxies.empty() &&
+                     upstream::is_trusted(snapshot_->config.proxy.trusted_proxies, f.client_addr);
+  f.host_override = cfg.host_header;
+  f.via = worker_.via();
+  f.websocket = t.websocket;
+  up_head_.clear();
+  upstream::append_request_head(up_head_, h, f);
+  std::uint64_t key_hash = 0;
+  bool has_key = false;
+  if (cfg.balance == config::Balance::consistent_hash) {
+    const std::string_view key = upstream::hash_input(h, cfg.hash_on, cfg.hash_key);
+    has_key = !key.empty();
+    if (has_key) key_hash = upstream::hash_key(key);
+  }
+  if (!t.has_body) {
+    // Let the codec complete the bodiless request now: whatever follows in buf_ is the next request (or, after
+    // an upgrade, tunnel bytes), and error paths below can tell a fully read request from a partly read one.
+    const auto r = parser_.feed(std::string_view(buf_.get() + begin_, end_ - begin_));
+    begin_ += r.consumed;
+  }
+  // Safe to send again to another endpoint: idempotent, no body (it streamed from the client and is gone),
+  // not an upgrade.
+  const bool may_retry = idempotent(h.method) && !t.has_body && !t.websocket;
+
+  if (!st.try_acquire(st.requests, cfg.limits.max_requests)) {
+    pool.series().rejected[2].inc();
+    pool.series().errors[static_cast<std::size_t>(ProxyErrc::connection_limit_reached)].inc();
+    if (parser_.in_message()) pending_.keep_alive = false, linger_on_close_ = true;
+    queue_proxy_error(ProxyErrc::connection_limit_reached, "max_requests");
+    if (!parser_.in_message()) parser_.next();
+    set_deadline(Phase::idle);
+    co_return;
+  }
+  struct RequestSlot {
+    upstream::ClusterState& st;
+    ~RequestSlot() { st.requests.fetch_sub(1, std::memory_order_relaxed); }
+  } request_slot{st};
+
+  std::uint64_t tried = 0;
+  bool retry_slot = false;
+  ProxyErrc err = ProxyErrc::none;
+  std::string_view details;
+  for (unsigned attempt = 0;; ++attempt) {
+    // ---- pick ----
+    const auto now = std::chrono::steady_clock::now();
+    std::array<upstream::Candidate, 64> small;
+    std::vector<upstream::Candidate> large;
+    std::span<upstream::Candidate> cands;
+    if (st.size() <= small.size()) cands = std::span(small.data(), st.size());
+    else cands = large = std::vector<upstream::Candidate>(st.size());
+    for (std::size_t i = 0; i < st.size(); ++i) {
+      const upstream::EndpointState& e = st.endpoint(i);
+      cands[i].available = e.available(now);
+      cands[i].active = e.active.load(std::memory_order_relaxed);
+    }
+    const auto pick = cl.balancer->pick(cands, pool.pick_state(), has_key, key_hash, tried);
+    if (!pick) {
+      err = ProxyErrc::destination_unavailable;
+      details = "no healthy endpoint";
+      break;
+    }
+    t.endpoint = *pick;
+    tried |= 1ULL << (t.endpoint % 64);
+    upstream::EndpointState& ep = st.endpoint(t.endpoint);
+    ep.active.fetch_add(1, std::memory_order_relaxed);
+    struct Active {
+      upstream::EndpointState& e;
+      ~Active() { e.active.fetch_sub(1, std::memory_order_relaxed); }
+    } active{ep};
+
+    // ---- one try ----
+    timed_out_ = Timeout::none;
+    err = co_await connect_upstream(t);
+    if (err == ProxyErrc::none) err = co_await send_request(t);
+    if (err == ProxyErrc::none) err = co_await read_response_head(t);
+    const auto outcome_time = std::chrono::steady_clock::now();
+    if (err == ProxyErrc::http_request_error) break;  // the client's fault: no outcome for the endpoint
+    if (err == ProxyErrc::connection_limit_reached || err == ProxyErrc::destination_unavailable) {
+      details = err == ProxyErrc::connection_limit_reached ? "max_connections" : "";
+      break;
+    }
+    using O = upstream::ClusterState::Outcome;
+    if (err != ProxyErrc::none) {
+      pool.series().errors[static_cast<std::size_t>(err)].inc();
+      if (st.record(t.endpoint, O::failure, cfg.outlier, outcome_time)) pool.endpoint_series(t.endpoint).ejections.inc();
+    } else {
+      const unsigned status = up_parser_->head().status;
+      pool.series().response_time.observe(static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(outcome_time - t.sent_at).count()));
+      pool.endpoint_series(t.endpoint).responses[std::min(status / 100, 5u) - 1].inc();
+      if (st.record(t.endpoint, status >= 500 ? O::status_5xx : O::success, cfg.outlier, outcome_time))
+        pool.endpoint_series(t.endpoint).ejections.inc();
+    }
+    const bool retry_status = err == ProxyErrc::none && !t.websocket &&
+                              (t.status = up_parser_->head().status, t.status == 502 || t.status == 503 || t.status == 504);
+    // A pooled connection the upstream closed just as we sent: not the endpoint's fault, and the request never
+    // reached it; a fresh connection gets one free try.
+    const bool stale = err == ProxyErrc::connection_terminated && t.reused && may_retry;
+    if (may_retry && (retryable(err) || retry_status) && (stale || attempt < cfg.retries.attempts)) {
+      if (!retry_slot && !stale) {
+        retry_slot = st.try_retry(cfg.retries);
+        if (!retry_slot) pool.series().budget_exhausted.inc();
+      }
+      if (retry_slot || stale) {
+        upstream_ = nullptr;
+        t.conn.reset();
+        pool.series().retries.inc();
+        if (!stale) {
+          // Exponential backoff with full jitter (AWS architecture blog, "Exponential Backoff And Jitter").
+          const auto cap = std::min<std::int64_t>(cfg.retries.max_backoff.count(),
+                                                  cfg.retries.backoff.count() << std::min(attempt, 16u));
+          auto& rng = pool.pick_state().rng;
+          rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+          Timer backoff(worker_.io().get_executor());
+          backoff.expires_after(std::chrono::milliseconds(cap > 0 ? static_cast<std::int64_t>(rng % (cap + 1)) : 0));
+          co_await backoff.async_wait(token);
+        } else {
+          --attempt;  // the stale try does not count
+        }
+        continue;
+      }
+    }
+    break;
+  }
+  if (retry_slot) st.retries.fetch_sub(1, std::memory_order_relaxed);
+
+  if (err == ProxyErrc::none && t.websocket && up_parser_->head().status == 101) {
+    // Relay the 101, then tunnel. The connection ends with the tunnel.
+    co_await relay_response(t);  // writes the 101 head (no body); releases nothing: keep the socket
+    if (!t.client_gone) co_await tunnel(t);
+    finish_request(101, t.bytes_out, t.body_bytes, {});
+    upstream_ = nullptr;
+    t.conn.reset();
+    abort_ = true;
+    co_return;
+  }
+  if (err == ProxyErrc::none) {
+    err = co_await relay_response(t);
+    if (err != ProxyErrc::none) pool.series().errors[static_cast<std::size_t>(err)].inc();
+    upstream_ = nullptr;
+    t.conn.reset();
+    if (err != ProxyErrc::none && !t.response_started) {
+      if (parser_.in_message()) pending_.keep_alive = false;
+      queue_proxy_error(err, {});
+      if (!parser_.in_message()) parser_.next();
+      set_deadline(Phase::idle);
+      co_return;
+    }
+    if (err != ProxyErrc::none || t.client_gone) {
+      // Headers are out: the only way to tell the client is to cut the response short (RFC 9112 §8).
+      if (err != ProxyErrc::none)
+        spdlog::debug("upstream {} ({}): {}", cfg.name, st.endpoint(t.endpoint).name, upstream::to_string(err));
+      finish_request(t.status, t.bytes_out, t.body_bytes, err != ProxyErrc::none ? upstream::to_string(err) : "client_closed");
+      abort_ = true;
+      co_return;
+    }
+    finish_request(t.status, t.bytes_out, t.body_bytes, {});
+    parser_.next();
+    set_deadline(Phase::idle);
+    co_return;
+  }
+  upstream_ = nullptr;
+  t.conn.reset();
+  if (err == ProxyErrc::http_request_error) {
+    if (t.client_gone) {
+      finish_request(timed_out_ == Timeout::proxy ? 408 : 400, 0, 0, "client_body");
+      abort_ = true;
+      co_return;
+    }
+    on_error(t.client_error);  // 400 / 413 for a malformed or oversized body; closes
+    co_return;
+  }
+  // Nothing reached the client yet: answer with the error. The request body may be partly unread: close.
+  if (parser_.in_message()) {
+    pending_.keep_alive = false;
+    linger_on_close_ = true;
+  }
+  queue_proxy_error(err, details);
+  if (!parser_.in_message()) parser_.next();
+  set_deadline(Phase::idle);
+}
+
+}  // namespace virex::server
