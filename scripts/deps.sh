@@ -7,7 +7,7 @@ build=(cmake ninja-build ccache mold g++ pkg-config
        libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libsystemd-dev
        libgtest-dev libgmock-dev googletest libbenchmark-dev)
 test=(clang-14 libclang-rt-14-dev python3 curl wrk prometheus procps systemd chromium fonts-liberation)
-bench=(nginx-light wrk util-linux valgrind linux-perf)
+bench=(nginx-light haproxy h2o wrk util-linux valgrind linux-perf)
 want=()
 [ $# -eq 0 ] && set -- build test
 for group in "$@"; do
