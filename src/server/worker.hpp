@@ -36,6 +36,7 @@ using tcp = asio::ip::tcp;
 using core::Executor;
 using core::Socket;
 using core::Timer;
+using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
 using core::Awaitable;
 using core::kUseAwaitable;
 
