@@ -365,6 +365,10 @@ void append_combined(std::string& out, const AccessRecord& r) {
   append_quoted_or_dash(out, r.route);
   append_extra(out, "cache", r.cache);
   append_extra(out, "upstream", r.upstream);
+  if (r.upstream_time.count() >= 0) {
+    out += " urt=";
+    append_seconds(out, r.upstream_time);
+  }
   append_extra(out, "trace_id", r.trace_id);
   append_extra(out, "error", r.error);
 }
@@ -405,6 +409,10 @@ void append_json(std::string& out, const AccessRecord& r) {
   append_json_field(out, "user_agent", r.user_agent);
   if (!r.cache.empty()) append_json_field(out, "cache", r.cache);
   if (!r.upstream.empty()) append_json_field(out, "upstream", r.upstream);
+  if (r.upstream_time.count() >= 0) {
+    out += ",\"upstream_time_s\":";
+    append_seconds(out, r.upstream_time);
+  }
   if (!r.trace_id.empty()) append_json_field(out, "trace_id", r.trace_id);
   if (!r.error.empty()) append_json_field(out, "error", r.error);
   out += '}';

@@ -429,6 +429,8 @@ void Connection::finish_request(unsigned status, std::size_t bytes_out, std::siz
   if (worker_.access_log_enabled()) log_access(status, bytes_out, body_bytes, error, duration);
   pending_.start = {};
   pending_.text.clear();
+  pending_.upstream = nullptr;
+  pending_.upstream_time = std::chrono::nanoseconds(-1);
 }
 
 void Connection::log_access(unsigned status, std::size_t bytes_out, std::size_t body_bytes,
@@ -464,6 +466,8 @@ void Connection::log_access(unsigned status, std::size_t bytes_out, std::size_t 
   r.duration = duration;
   r.route = p.route ? std::string_view(p.route->name) : std::string_view{};
   if (p.has_trace) r.trace_id = std::string_view(p.trace_id, sizeof p.trace_id);
+  if (p.upstream) r.upstream = p.upstream->name;
+  r.upstream_time = p.upstream_time;
   r.error = error;
   worker_.log_access(r);
 }

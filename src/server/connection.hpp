@@ -53,6 +53,8 @@ class Connection {
     std::string allow;
     bool has_trace = false;
     char trace_id[32] = {};  // W3C trace id (hex) when tracing output is on (access log, response header)
+    const upstream::EndpointState* upstream = nullptr;  // the last endpoint tried (access log)
+    std::chrono::nanoseconds upstream_time{-1};
     std::string text;   // method, target, host, referer, user agent (access log), offsets below
     std::uint16_t off[6] = {};
   };

@@ -579,6 +579,7 @@ Awaitable<void> Connection::proxy() {
     if (err == ProxyErrc::none) err = co_await send_request(t);
     if (err == ProxyErrc::none) err = co_await read_response_head(t);
     const auto outcome_time = std::chrono::steady_clock::now();
+    pending_.upstream = &ep;
     if (err == ProxyErrc::http_request_error) break;  // the client's fault: no outcome for the endpoint
     if (err == ProxyErrc::connection_limit_reached || err == ProxyErrc::destination_unavailable) {
       details = err == ProxyErrc::connection_limit_reached ? "max_connections" : "";
@@ -590,8 +591,8 @@ Awaitable<void> Connection::proxy() {
       if (st.record(t.endpoint, O::failure, cfg.outlier, outcome_time)) pool.endpoint_series(t.endpoint).ejections.inc();
     } else {
       const unsigned status = up_parser_->head().status;
-      pool.series().response_time.observe(static_cast<std::uint64_t>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(outcome_time - t.sent_at).count()));
+      pending_.upstream_time = std::chrono::duration_cast<std::chrono::nanoseconds>(outcome_time - t.sent_at);
+      pool.series().response_time.observe(static_cast<std::uint64_t>(pending_.upstream_time.count()));
       pool.endpoint_series(t.endpoint).responses[std::min(status / 100, 5u) - 1].inc();
       if (st.record(t.endpoint, status >= 500 ? O::status_5xx : O::success, cfg.outlier, outcome_time))
         pool.endpoint_series(t.endpoint).ejections.inc();
