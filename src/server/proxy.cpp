@@ -329,11 +329,12 @@ Awaitable<ProxyErrc> Connection::relay_response(Try& t) {
   upstream::ResponseForward f;
   f.client_version = pending_.version;
   f.head_request = t.head_request;
+  f.websocket = t.websocket;
   f.via = worker_.via();
   f.extra = extra;
   const upstream::ResponseFraming framing = upstream::append_response_head(scratch_, rh, f);
   if (framing.close_delimited) close_after_write_ = true;
-  http::append_tail(scratch_, {}, connection_header());
+  http::append_tail(scratch_, {}, rh.status == 101 ? http::ConnectionHeader::none : connection_header());
   const bool upstream_keep_alive = rh.keep_alive;
   add_scratch(0);
   bool done = false;

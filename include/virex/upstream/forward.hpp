@@ -37,6 +37,8 @@ void append_request_head(std::string& out, const http::RequestHead& head, const 
 struct ResponseForward {
   int client_version = 11;          // 10: a body without Content-Length is close-delimited instead of chunked
   bool head_request = false;        // the client's request was HEAD (keep Content-Length, send no body)
+  bool websocket = false;           // the request was forwarded as a WebSocket handshake: a 101 keeps its
+                                    // Upgrade field and gets `Connection: Upgrade` (the caller adds no other)
   std::string_view via;             // e.g. "1.1 edge-fra-1"; empty = no Via
   std::string_view extra;           // complete header lines added verbatim ("Name: v\r\n"…), e.g. Date/trace id
 };
@@ -47,7 +49,8 @@ struct ResponseFraming {
 };
 
 // Appends the status line and headers for the client, without the final CRLF and without Connection (the
-// caller adds its Connection line and "\r\n", as with http::append_tail). The upstream's Date and Server are
+// caller adds its Connection line and "\r\n", as with http::append_tail) — except for a 101 to a WebSocket
+// handshake (f.websocket), which already carries `Connection: Upgrade`. The upstream's Date and Server are
 // kept. Returns how the body must be framed to the client.
 ResponseFraming append_response_head(std::string& out, const http::ResponseHead& head, const ResponseForward& f);
 
