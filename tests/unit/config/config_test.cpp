@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 
@@ -217,6 +219,48 @@ TEST(Load, ShippedReferenceConfigIsValid) {
   EXPECT_EQ(config.observability.access_log.path, defaults.observability.access_log.path);
   EXPECT_EQ(config.observability.log_level, defaults.observability.log_level);
   EXPECT_FALSE(config.routes.empty());
+  // Its cluster spells every setting out at its default (health_check is present, which turns it on).
+  ASSERT_EQ(config.upstreams.size(), 1u);
+  const Upstream& web = config.upstreams[0];
+  const Upstream d;
+  EXPECT_EQ(web.endpoints.size(), 3u);
+  EXPECT_EQ(web.balance, d.balance);
+  EXPECT_EQ(web.hash_on, d.hash_on);
+  EXPECT_EQ(web.host_header, d.host_header);
+  EXPECT_EQ(web.resolve_interval, d.resolve_interval);
+  EXPECT_TRUE(web.health_check.enabled);
+  EXPECT_EQ(web.health_check.path, d.health_check.path);
+  EXPECT_EQ(web.health_check.host, d.health_check.host);
+  EXPECT_EQ(web.health_check.interval, d.health_check.interval);
+  EXPECT_EQ(web.health_check.timeout, d.health_check.timeout);
+  EXPECT_EQ(web.health_check.healthy, d.health_check.healthy);
+  EXPECT_EQ(web.health_check.unhealthy, d.health_check.unhealthy);
+  EXPECT_EQ(web.timeouts.connect, d.timeouts.connect);
+  EXPECT_EQ(web.timeouts.first_byte, d.timeouts.first_byte);
+  EXPECT_EQ(web.timeouts.idle, d.timeouts.idle);
+  EXPECT_EQ(web.timeouts.request, d.timeouts.request);
+  EXPECT_EQ(web.retries.attempts, d.retries.attempts);
+  EXPECT_EQ(web.retries.budget_percent, d.retries.budget_percent);
+  EXPECT_EQ(web.retries.min_concurrent, d.retries.min_concurrent);
+  EXPECT_EQ(web.retries.backoff, d.retries.backoff);
+  EXPECT_EQ(web.retries.max_backoff, d.retries.max_backoff);
+  EXPECT_EQ(web.limits.max_connections, d.limits.max_connections);
+  EXPECT_EQ(web.limits.max_pending, d.limits.max_pending);
+  EXPECT_EQ(web.limits.max_requests, d.limits.max_requests);
+  EXPECT_EQ(web.pool.max_idle, d.pool.max_idle);
+  EXPECT_EQ(web.pool.idle_timeout, d.pool.idle_timeout);
+  EXPECT_EQ(web.pool.max_requests_per_connection, d.pool.max_requests_per_connection);
+  EXPECT_EQ(web.outlier.consecutive_5xx, d.outlier.consecutive_5xx);
+  EXPECT_EQ(web.outlier.consecutive_failures, d.outlier.consecutive_failures);
+  EXPECT_EQ(web.outlier.base_ejection, d.outlier.base_ejection);
+  EXPECT_EQ(web.outlier.max_ejection, d.outlier.max_ejection);
+  EXPECT_EQ(web.outlier.max_ejected_percent, d.outlier.max_ejected_percent);
+  EXPECT_EQ(config.proxy.trusted_proxies.size(), defaults.proxy.trusted_proxies.size());
+  EXPECT_EQ(config.proxy.via, defaults.proxy.via);
+  ASSERT_TRUE(config.routes[0].upstream.has_value());
+  EXPECT_EQ(config.routes[0].upstream->cluster, "web");
+  EXPECT_EQ(config.routes[0].upstream->add_prefix, "");
+  EXPECT_FALSE(config.routes[0].upstream->first_byte.has_value());
 }
 
 TEST(Load, ShippedLocalConfigIsValid) {
@@ -269,7 +313,7 @@ routes:
                        "multi.yaml:8:14: listeners[0].address: \"localhost\" is not a literal IP address (host names "
                        "are not resolved)",
                        "multi.yaml:10:19: routes[0].match.path: must start with \"/\"",
-                       "multi.yaml:10:5: routes[0]: a route needs an action (respond)",
+                       "multi.yaml:10:5: routes[0]: a route needs an action (respond or upstream)",
                    }));
 }
 
@@ -443,8 +487,8 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"NotASequence", L("routes: {a: 1}\n"), "routes", 2, 9, "expected a sequence"},
         route_case("ItemNotAMapping", "x", "routes[0]", 10, "expected a mapping"),
         ErrorCase{"RespondMissing", L("routes:\n  - match: {path: /a}\n"), "routes[0]", 3, 5,
-                  "a route needs an action (respond)"},
-        route_case("UnknownKey", "{respond: {}, upstream: x}", "routes[0].upstream", 24, "unknown key"),
+                  "a route needs an action (respond or upstream)"},
+        route_case("UnknownKey", "{respond: {}, proxy: x}", "routes[0].proxy", 24, "unknown key"),
         route_case("NameBadChars", "{name: a/b, respond: {}}", "routes[0].name", 17, "must match [A-Za-z0-9_.-]+"),
         ErrorCase{"DuplicateName", L("routes:\n  - {name: a, respond: {}}\n  - {name: a, respond: {}}\n"),
                   "routes[1].name", 4, 12, "duplicate route name \"a\" (first at line 3)"},
@@ -572,5 +616,542 @@ INSTANTIATE_TEST_SUITE_P(
                   kLevels}),
     [](const auto& info) { return info.param.name; });
 
+// ---- upstreams, a route's upstream action, proxy ---------------------------------------------------------
+
+constexpr std::string_view kUpstreams = R"(listeners: [{name: a, address: "127.0.0.1:80"}]
+routes:
+  - name: api
+    match: {prefix: /api/}
+    upstream: web
+    rewrite: {strip_prefix: /api, add_prefix: /v1}
+    timeouts: {first_byte: 2s, idle: 10s, request: 30s}
+  - name: users
+    match: {path: "/users/{id:int64}"}
+    upstream: sticky
+    rewrite: {strip_prefix: /elsewhere}
+proxy:
+  trusted_proxies: ["10.0.0.0/8", "192.168.1.7", "::1", "2001:DB8::/32", "0.0.0.0/0", "::/0"]
+  via: false
+upstreams:
+  web:
+    endpoints: ["127.0.0.1:9000", "Origin.Internal:9000", "[::1]:9001"]
+    balance: consistent_hash
+    hash_on: header:X-User
+    host_header: Origin.Internal:8443
+    resolve_interval: 15s
+    health_check: {path: "/health?deep=1", host: h, interval: 2s, timeout: 500ms, healthy: 4, unhealthy: 6}
+    timeouts: {connect: 1s, first_byte: 5s, idle: 20s, request: 60s}
+    retries: {attempts: 2, budget: 35%, min_concurrent: 7, backoff: 40ms, max_backoff: 400ms}
+    limits: {max_connections: 1000, max_pending: 100, max_requests: 900}
+    pool: {max_idle: 16, idle_timeout: 45s, max_requests_per_connection: 1000}
+    outlier: {consecutive_5xx: 0, consecutive_failures: 9, base_ejection: 15s, max_ejection: 15s,
+              max_ejected_percent: 100}
+  sticky:
+    endpoints: [origin.internal:80]
+    balance: consistent_hash
+    hash_on: cookie:session_id
+    retries: {attempts: 0, budget: 0}
+  least:
+    endpoints: ["10.0.0.9:80"]
+    balance: least_request
+    health_check: {}
+)";
+
+// A trusted_proxies entry: `bytes` of the (IPv4-mapped) address and the prefix on 128 bits.
+Cidr cidr(std::array<std::uint8_t, 16> bytes, unsigned prefix) {
+  Cidr c;
+  c.bytes = bytes;
+  c.prefix = prefix;
+  return c;
+}
+
+void expect_cidr(const Cidr& actual, const Cidr& expected) {
+  EXPECT_EQ(actual.bytes, expected.bytes);
+  EXPECT_EQ(actual.prefix, expected.prefix);
+}
+
+TEST(Load, UpstreamsRoundTrip) {
+  const Config config = load_ok(kUpstreams);
+
+  ASSERT_EQ(config.routes.size(), 2u);
+  const Route& api = config.routes[0];
+  ASSERT_TRUE(api.upstream.has_value());
+  EXPECT_EQ(api.upstream->cluster, "web");
+  EXPECT_EQ(api.upstream->strip_prefix, "/api");
+  EXPECT_EQ(api.upstream->add_prefix, "/v1");
+  EXPECT_EQ(api.upstream->first_byte, seconds(2));
+  EXPECT_EQ(api.upstream->idle, seconds(10));
+  EXPECT_EQ(api.upstream->request, seconds(30));
+  const Route& users = config.routes[1];
+  ASSERT_TRUE(users.upstream.has_value());
+  EXPECT_EQ(users.upstream->cluster, "sticky");
+  EXPECT_EQ(users.upstream->strip_prefix, "/elsewhere");  // a template's paths vary: not checked
+  EXPECT_EQ(users.upstream->add_prefix, "");
+  EXPECT_FALSE(users.upstream->first_byte.has_value());
+  EXPECT_FALSE(users.upstream->idle.has_value());
+  EXPECT_FALSE(users.upstream->request.has_value());
+
+  ASSERT_EQ(config.proxy.trusted_proxies.size(), 6u);
+  expect_cidr(config.proxy.trusted_proxies[0], cidr({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 0}, 104));
+  expect_cidr(config.proxy.trusted_proxies[1], cidr({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 168, 1, 7}, 128));
+  expect_cidr(config.proxy.trusted_proxies[2], cidr({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 128));
+  expect_cidr(config.proxy.trusted_proxies[3], cidr({0x20, 0x01, 0x0d, 0xb8}, 32));
+  expect_cidr(config.proxy.trusted_proxies[4], cidr({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0}, 96));
+  expect_cidr(config.proxy.trusted_proxies[5], cidr({}, 0));
+  EXPECT_FALSE(config.proxy.via);
+
+  ASSERT_EQ(config.upstreams.size(), 3u);  // in file order
+  const Upstream& web = config.upstreams[0];
+  EXPECT_EQ(web.name, "web");
+  EXPECT_EQ(web.location.file, "test.yaml");
+  EXPECT_EQ(web.location.line, 16);
+  EXPECT_EQ(web.location.column, 3);
+  ASSERT_EQ(web.endpoints.size(), 3u);
+  EXPECT_EQ(web.endpoints[0].host, "127.0.0.1");
+  EXPECT_EQ(web.endpoints[0].port, 9000);
+  EXPECT_EQ(web.endpoints[0].location.line, 17);
+  EXPECT_EQ(web.endpoints[0].location.column, 17);
+  EXPECT_EQ(web.endpoints[1].host, "origin.internal");  // DNS names are case-insensitive: stored lower-case
+  EXPECT_EQ(web.endpoints[1].port, 9000);
+  EXPECT_EQ(web.endpoints[1].location.column, 35);
+  EXPECT_EQ(web.endpoints[2].host, "::1");
+  EXPECT_EQ(web.endpoints[2].port, 9001);
+  EXPECT_EQ(web.balance, Balance::consistent_hash);
+  EXPECT_EQ(web.hash_on, HashOn::header);
+  EXPECT_EQ(web.hash_key, "X-User");
+  EXPECT_EQ(web.host_header, "origin.internal:8443");
+  EXPECT_EQ(web.resolve_interval, seconds(15));
+  EXPECT_TRUE(web.health_check.enabled);
+  EXPECT_EQ(web.health_check.path, "/health?deep=1");
+  EXPECT_EQ(web.health_check.host, "h");
+  EXPECT_EQ(web.health_check.interval, seconds(2));
+  EXPECT_EQ(web.health_check.timeout, milliseconds(500));
+  EXPECT_EQ(web.health_check.healthy, 4u);
+  EXPECT_EQ(web.health_check.unhealthy, 6u);
+  EXPECT_EQ(web.timeouts.connect, seconds(1));
+  EXPECT_EQ(web.timeouts.first_byte, seconds(5));
+  EXPECT_EQ(web.timeouts.idle, seconds(20));
+  EXPECT_EQ(web.timeouts.request, seconds(60));
+  EXPECT_EQ(web.retries.attempts, 2u);
+  EXPECT_EQ(web.retries.budget_percent, 35u);
+  EXPECT_EQ(web.retries.min_concurrent, 7u);
+  EXPECT_EQ(web.retries.backoff, milliseconds(40));
+  EXPECT_EQ(web.retries.max_backoff, milliseconds(400));
+  EXPECT_EQ(web.limits.max_connections, 1000u);
+  EXPECT_EQ(web.limits.max_pending, 100u);
+  EXPECT_EQ(web.limits.max_requests, 900u);
+  EXPECT_EQ(web.pool.max_idle, 16u);
+  EXPECT_EQ(web.pool.idle_timeout, seconds(45));
+  EXPECT_EQ(web.pool.max_requests_per_connection, 1000u);
+  EXPECT_EQ(web.outlier.consecutive_5xx, 0u);
+  EXPECT_EQ(web.outlier.consecutive_failures, 9u);
+  EXPECT_EQ(web.outlier.base_ejection, seconds(15));
+  EXPECT_EQ(web.outlier.max_ejection, seconds(15));
+  EXPECT_EQ(web.outlier.max_ejected_percent, 100u);
+
+  const Upstream& sticky = config.upstreams[1];
+  EXPECT_EQ(sticky.name, "sticky");
+  ASSERT_EQ(sticky.endpoints.size(), 1u);
+  EXPECT_EQ(sticky.endpoints[0].host, "origin.internal");
+  EXPECT_EQ(sticky.endpoints[0].port, 80);
+  EXPECT_EQ(sticky.hash_on, HashOn::cookie);
+  EXPECT_EQ(sticky.hash_key, "session_id");
+  EXPECT_EQ(sticky.retries.attempts, 0u);
+  EXPECT_EQ(sticky.retries.budget_percent, 0u);
+  EXPECT_FALSE(sticky.health_check.enabled);
+
+  const Upstream& least = config.upstreams[2];
+  EXPECT_EQ(least.balance, Balance::least_request);
+  EXPECT_EQ(least.hash_on, HashOn::path);
+  EXPECT_TRUE(least.health_check.enabled);  // `health_check: {}` turns checks on with the defaults
+  EXPECT_EQ(least.health_check.path, "/health");
+}
+
+// Routes come before upstreams here: cluster names are resolved once the whole file has been read.
+TEST(Load, UpstreamDefaultsAndRoutesBeforeUpstreams) {
+  const Config config = load_ok(L("routes: [{upstream: web}, {upstream: other}]\n"
+                                  "upstreams:\n  web: {endpoints: [\"10.0.0.1:80\"]}\n  other:\n"
+                                  "    endpoints: [\"10.0.0.2:80\"]\n"));
+  ASSERT_EQ(config.routes.size(), 2u);
+  const Route& route = config.routes[0];
+  ASSERT_TRUE(route.upstream.has_value());
+  EXPECT_EQ(route.upstream->cluster, "web");
+  EXPECT_EQ(route.upstream->strip_prefix, "");
+  EXPECT_EQ(route.upstream->add_prefix, "");
+  EXPECT_FALSE(route.upstream->first_byte.has_value());
+  EXPECT_FALSE(route.upstream->idle.has_value());
+  EXPECT_FALSE(route.upstream->request.has_value());
+  EXPECT_EQ(config.routes[1].upstream->cluster, "other");
+
+  ASSERT_EQ(config.upstreams.size(), 2u);
+  const Upstream& u = config.upstreams[0];
+  EXPECT_EQ(u.name, "web");
+  ASSERT_EQ(u.endpoints.size(), 1u);
+  EXPECT_EQ(u.endpoints[0].host, "10.0.0.1");
+  EXPECT_EQ(u.endpoints[0].port, 80);
+  EXPECT_EQ(u.balance, Balance::round_robin);
+  EXPECT_EQ(u.hash_on, HashOn::path);
+  EXPECT_EQ(u.hash_key, "");
+  EXPECT_EQ(u.host_header, "");
+  EXPECT_EQ(u.resolve_interval, seconds(30));
+  EXPECT_FALSE(u.health_check.enabled);
+  EXPECT_EQ(u.health_check.path, "/health");
+  EXPECT_EQ(u.health_check.host, "");
+  EXPECT_EQ(u.health_check.interval, seconds(5));
+  EXPECT_EQ(u.health_check.timeout, seconds(1));
+  EXPECT_EQ(u.health_check.healthy, 2u);
+  EXPECT_EQ(u.health_check.unhealthy, 3u);
+  EXPECT_EQ(u.timeouts.connect, seconds(2));
+  EXPECT_EQ(u.timeouts.first_byte, seconds(30));
+  EXPECT_EQ(u.timeouts.idle, seconds(60));
+  EXPECT_FALSE(u.timeouts.request.has_value());
+  EXPECT_EQ(u.retries.attempts, 1u);
+  EXPECT_EQ(u.retries.budget_percent, 20u);
+  EXPECT_EQ(u.retries.min_concurrent, 3u);
+  EXPECT_EQ(u.retries.backoff, milliseconds(25));
+  EXPECT_EQ(u.retries.max_backoff, milliseconds(250));
+  EXPECT_EQ(u.limits.max_connections, 1024u);
+  EXPECT_EQ(u.limits.max_pending, 1024u);
+  EXPECT_EQ(u.limits.max_requests, 1024u);
+  EXPECT_EQ(u.pool.max_idle, 32u);
+  EXPECT_EQ(u.pool.idle_timeout, seconds(30));
+  EXPECT_EQ(u.pool.max_requests_per_connection, 0u);
+  EXPECT_EQ(u.outlier.consecutive_5xx, 5u);
+  EXPECT_EQ(u.outlier.consecutive_failures, 3u);
+  EXPECT_EQ(u.outlier.base_ejection, seconds(10));
+  EXPECT_EQ(u.outlier.max_ejection, seconds(300));
+  EXPECT_EQ(u.outlier.max_ejected_percent, 50u);
+
+  EXPECT_TRUE(config.proxy.trusted_proxies.empty());
+  EXPECT_TRUE(config.proxy.via);
+}
+
+TEST(Load, ProxyAndUpstreamsDefaultWhenAbsent) {
+  const Config config = load_ok(L("routes: [{respond: {}}]\nupstreams:\nproxy:\n"));
+  EXPECT_TRUE(config.upstreams.empty());
+  EXPECT_TRUE(config.proxy.trusted_proxies.empty());
+  EXPECT_TRUE(config.proxy.via);
+  ASSERT_EQ(config.routes.size(), 1u);
+  EXPECT_FALSE(config.routes[0].upstream.has_value());
+}
+
+TEST(Load, RewriteEdgeCases) {
+  // "" spells the default out; a strip_prefix equal to an exact path is a prefix of it.
+  const Config config = load_ok(L("upstreams: {web: {endpoints: [\"[2001:DB8::1]:443\"]}}\nroutes:\n"
+                                  "  - {upstream: web, rewrite: {strip_prefix: \"\", add_prefix: \"\"}}\n"
+                                  "  - {match: {path: /a/b}, upstream: web, rewrite: {strip_prefix: /a/b}}\n"
+                                  "  - {match: {prefix: /a/}, upstream: web, rewrite: {strip_prefix: /a}}\n"));
+  ASSERT_EQ(config.routes.size(), 3u);
+  EXPECT_EQ(config.routes[0].upstream->strip_prefix, "");
+  EXPECT_EQ(config.routes[0].upstream->add_prefix, "");
+  EXPECT_EQ(config.routes[1].upstream->strip_prefix, "/a/b");
+  EXPECT_EQ(config.routes[2].upstream->strip_prefix, "/a");
+  EXPECT_EQ(config.upstreams[0].endpoints[0].host, "2001:db8::1");
+  EXPECT_EQ(config.upstreams[0].endpoints[0].port, 443);
+}
+
+TEST(Load, UnknownUpstreamListsAtMostTenNames) {
+  std::string yaml = L("routes: [{upstream: x}]\nupstreams:\n");
+  for (int i = 0; i < 12; ++i) yaml += "  c" + std::to_string(i) + ": {endpoints: [\"10.0.0.1:80\"]}\n";
+  const LoadResult result = load(yaml, "t.yaml");
+  ASSERT_EQ(result.errors.size(), 1u) << errors_of(result);
+  EXPECT_EQ(result.errors[0].to_string(),
+            "t.yaml:2:21: routes[0].upstream: unknown upstream \"x\" (defined: c0, c1, c2, c3, c4, c5, c6, c7, c8, "
+            "c9 and 2 more)");
+}
+
+TEST(Load, RewriteWithoutAnActionIsTwoErrors) {
+  const LoadResult result = load(L("routes:\n  - {match: {prefix: /a}, rewrite: {strip_prefix: /a}}\n"), "t.yaml");
+  std::vector<std::string> lines;
+  for (const Error& e : result.errors) lines.push_back(e.to_string());
+  EXPECT_EQ(lines, (std::vector<std::string>{
+                       "t.yaml:3:5: routes[0]: a route needs an action (respond or upstream)",
+                       "t.yaml:3:36: routes[0].rewrite: only allowed with upstream",
+                   }));
+}
+
+const std::string kBalances = "expected one of: round_robin, least_request, consistent_hash";
+const std::string kHashOn = "expected path, header:NAME or cookie:NAME";
+const std::string kHealthPath = "must not contain spaces, control characters, non-ASCII bytes or \"#\"";
+const std::string kRewritePath = "must not contain spaces, control characters, non-ASCII bytes, \"?\" or \"#\"";
+const std::string kBudget = "expected a percentage such as 20% or 20";
+const std::string kEndpoint =
+    "expected \"host:port\" (e.g. \"10.0.0.7:9000\", \"[::1]:9000\" or \"origin.internal:9000\")";
+const std::string kNotAddress =
+    " is not an IP address (expected e.g. \"10.0.0.0/8\", \"192.168.1.7\" or \"2001:db8::/32\")";
+
+// Rows whose YAML is one cluster on line 2, after a valid endpoint:
+// `upstreams: {web: {endpoints: ["10.0.0.1:80"], <rest>}}`.
+ErrorCase cluster_case(std::string name, std::string_view rest, std::string key, int column, std::string reason) {
+  return ErrorCase{std::move(name), L("upstreams: {web: {endpoints: [\"10.0.0.1:80\"], " + std::string(rest) + "}}\n"),
+                   std::move(key), 2, column, std::move(reason)};
+}
+
+// Rows whose YAML is `upstreams: {web: {endpoints: <endpoints>}}` on line 2.
+ErrorCase endpoints_case(std::string name, std::string_view endpoints, std::string key, int column,
+                         std::string reason) {
+  return ErrorCase{std::move(name), L("upstreams: {web: {endpoints: " + std::string(endpoints) + "}}\n"),
+                   std::move(key), 2, column, std::move(reason)};
+}
+
+// Rows with clusters web and api on line 2 and one route on line 3: `routes: [<route>]`.
+ErrorCase route_upstream_case(std::string name, std::string_view route, std::string key, int column,
+                              std::string reason) {
+  return ErrorCase{std::move(name),
+                   L("upstreams: {web: {endpoints: [\"10.0.0.1:80\"]}, api: {endpoints: [\"10.0.0.2:80\"]}}\n"
+                     "routes: [" + std::string(route) + "]\n"),
+                   std::move(key), 3, column, std::move(reason)};
+}
+
+// Rows whose YAML is `proxy: {trusted_proxies: [<entries>]}` on line 2.
+ErrorCase proxy_case(std::string name, std::string_view entries, std::string key, int column, std::string reason) {
+  return ErrorCase{std::move(name), L("proxy: {trusted_proxies: [" + std::string(entries) + "]}\n"), std::move(key),
+                   2, column, std::move(reason)};
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Upstreams, LoadError,
+    testing::Values(
+        ErrorCase{"NotAMapping", L("upstreams: [web]\n"), "upstreams", 2, 12, "expected a mapping"},
+        ErrorCase{"NameNotALabel", L("upstreams: {\"w b\": {endpoints: [\"10.0.0.1:80\"]}}\n"), "upstreams.w b", 2,
+                  13, "must match [A-Za-z0-9_.-]+"},
+        ErrorCase{"DuplicateName",
+                  L("upstreams: {web: {endpoints: [\"10.0.0.1:80\"]}, web: {endpoints: [\"10.0.0.2:80\"]}}\n"),
+                  "upstreams.web", 2, 48, "duplicate key"},
+        ErrorCase{"ClusterNotAMapping", L("upstreams: {web: 1}\n"), "upstreams.web", 2, 18, "expected a mapping"},
+        ErrorCase{"EndpointsMissing", L("upstreams:\n  web: {balance: round_robin}\n"), "upstreams.web.endpoints", 3,
+                  8, "is required"},
+        ErrorCase{"ClusterNull", L("upstreams:\n  web:\n"), "upstreams.web.endpoints", 3, 3, "is required"},
+        ErrorCase{"EndpointsNull", L("upstreams:\n  web:\n    endpoints:\n"), "upstreams.web.endpoints", 4, 5,
+                  "at least one endpoint is required"},
+        cluster_case("UnknownKey", "weight: 1", "upstreams.web.weight", 47, "unknown key"),
+        cluster_case("BalanceUnknown", "balance: random", "upstreams.web.balance", 56, kBalances),
+        cluster_case("BadBalanceHidesHashOnCheck", "balance: hash, hash_on: path", "upstreams.web.balance", 56,
+                     kBalances),
+        cluster_case("HashOnWithDefaultBalance", "hash_on: path", "upstreams.web.hash_on", 56,
+                     "hash_on needs balance: consistent_hash"),
+        cluster_case("HashOnWithLeastRequest", "hash_on: header:X-User, balance: least_request",
+                     "upstreams.web.hash_on", 56, "hash_on needs balance: consistent_hash"),
+        cluster_case("HashOnUnknownKind", "balance: consistent_hash, hash_on: query:id", "upstreams.web.hash_on", 82,
+                     kHashOn),
+        cluster_case("HashOnBareHeader", "balance: consistent_hash, hash_on: header", "upstreams.web.hash_on", 82,
+                     kHashOn),
+        cluster_case("HashOnHeaderNotToken", "balance: consistent_hash, hash_on: \"header:X User\"",
+                     "upstreams.web.hash_on", 82, "expected a header name (an RFC 9110 token) after \"header:\""),
+        cluster_case("HashOnHeaderEmpty", "balance: consistent_hash, hash_on: \"header:\"", "upstreams.web.hash_on", 82,
+                     "expected a header name (an RFC 9110 token) after \"header:\""),
+        cluster_case("HashOnCookieNotToken", "balance: consistent_hash, hash_on: \"cookie:a;b\"",
+                     "upstreams.web.hash_on", 82, "expected a cookie name (an RFC 9110 token) after \"cookie:\""),
+        cluster_case("HashOnList", "balance: consistent_hash, hash_on: [path]", "upstreams.web.hash_on", 82,
+                     "expected a string"),
+        cluster_case("HostHeaderSpace", "host_header: \"a b\"", "upstreams.web.host_header", 60,
+                     "\"a b\" is neither an IP address nor a host name"),
+        cluster_case("HostHeaderPortZero", "host_header: \"origin:0\"", "upstreams.web.host_header", 60, kPort),
+        cluster_case("HostHeaderBadIPv6", "host_header: \"[::g]\"", "upstreams.web.host_header", 60,
+                     "\"::g\" is not an IPv6 address"),
+        cluster_case("ResolveIntervalZero", "resolve_interval: 0", "upstreams.web.resolve_interval", 65,
+                     "must be greater than 0"),
+        cluster_case("HealthCheckNotAMapping", "health_check: /health", "upstreams.web.health_check", 61,
+                     "expected a mapping"),
+        cluster_case("HealthCheckUnknownKey", "health_check: {expect: 200}", "upstreams.web.health_check.expect", 62,
+                     "unknown key"),
+        cluster_case("HealthPathNoSlash", "health_check: {path: health}", "upstreams.web.health_check.path", 68,
+                     "must start with \"/\""),
+        cluster_case("HealthPathSpace", "health_check: {path: \"/a b\"}", "upstreams.web.health_check.path", 68,
+                     kHealthPath),
+        cluster_case("HealthPathTab", "health_check: {path: \"/a\\tb\"}", "upstreams.web.health_check.path", 68,
+                     kHealthPath),
+        cluster_case("HealthPathFragment", "health_check: {path: \"/a#b\"}", "upstreams.web.health_check.path", 68,
+                     kHealthPath),
+        cluster_case("HealthHostWithPath", "health_check: {host: a/b}", "upstreams.web.health_check.host", 68,
+                     "\"a/b\" is neither an IP address nor a host name"),
+        cluster_case("HealthIntervalBad", "health_check: {interval: 2}", "upstreams.web.health_check.interval", 72,
+                     kBadDuration),
+        cluster_case("HealthTimeoutZero", "health_check: {timeout: 0ms}", "upstreams.web.health_check.timeout", 71,
+                     "must be greater than 0"),
+        cluster_case("HealthyZero", "health_check: {healthy: 0}", "upstreams.web.health_check.healthy", 71,
+                     "must be between 1 and 100"),
+        cluster_case("Unhealthy101", "health_check: {unhealthy: 101}", "upstreams.web.health_check.unhealthy", 73,
+                     "must be between 1 and 100"),
+        cluster_case("TimeoutsUnknownKey", "timeouts: {read: 1s}", "upstreams.web.timeouts.read", 58, "unknown key"),
+        cluster_case("ConnectTimeoutZero", "timeouts: {connect: 0}", "upstreams.web.timeouts.connect", 67,
+                     "must be greater than 0"),
+        cluster_case("RequestTimeoutOverADay", "timeouts: {request: 2d}", "upstreams.web.timeouts.request", 67,
+                     "must be at most 1d"),
+        cluster_case("RetriesNotAMapping", "retries: 2", "upstreams.web.retries", 56, "expected a mapping"),
+        cluster_case("Attempts11", "retries: {attempts: 11}", "upstreams.web.retries.attempts", 67,
+                     "must be between 0 and 10"),
+        cluster_case("AttemptsNegative", "retries: {attempts: -1}", "upstreams.web.retries.attempts", 67,
+                     "must be between 0 and 10"),
+        cluster_case("Budget101", "retries: {budget: 101%}", "upstreams.web.retries.budget", 65,
+                     "must be between 0% and 100%"),
+        cluster_case("BudgetInteger101", "retries: {budget: 101}", "upstreams.web.retries.budget", 65,
+                     "must be between 0% and 100%"),
+        cluster_case("BudgetWord", "retries: {budget: lots}", "upstreams.web.retries.budget", 65, kBudget),
+        cluster_case("BudgetNegative", "retries: {budget: -5%}", "upstreams.web.retries.budget", 65, kBudget),
+        cluster_case("BudgetSpace", "retries: {budget: 20 %}", "upstreams.web.retries.budget", 65, kBudget),
+        cluster_case("BudgetFraction", "retries: {budget: 2.5%}", "upstreams.web.retries.budget", 65, kBudget),
+        cluster_case("MinConcurrentTooMany", "retries: {min_concurrent: 1000001}",
+                     "upstreams.web.retries.min_concurrent", 73, "must be between 0 and 1000000"),
+        cluster_case("BackoffAboveDefaultMax", "retries: {backoff: 1s}", "upstreams.web.retries.backoff", 66,
+                     "must not exceed max_backoff (250ms)"),
+        cluster_case("MaxBackoffBelowDefault", "retries: {max_backoff: 10ms}", "upstreams.web.retries.max_backoff", 70,
+                     "must be at least backoff (25ms)"),
+        cluster_case("BackoffAboveMax", "retries: {max_backoff: 1s, backoff: 2s}", "upstreams.web.retries.backoff", 83,
+                     "must not exceed max_backoff (1s)"),
+        cluster_case("MaxConnectionsZero", "limits: {max_connections: 0}", "upstreams.web.limits.max_connections", 73,
+                     "must be between 1 and 1000000"),
+        cluster_case("MaxPendingTooMany", "limits: {max_pending: 1000001}", "upstreams.web.limits.max_pending", 69,
+                     "must be between 1 and 1000000"),
+        cluster_case("MaxRequestsWord", "limits: {max_requests: many}", "upstreams.web.limits.max_requests", 70,
+                     "expected an integer"),
+        cluster_case("LimitsUnknownKey", "limits: {max_retries: 1}", "upstreams.web.limits.max_retries", 56,
+                     "unknown key"),
+        cluster_case("MaxIdleTooMany", "pool: {max_idle: 10001}", "upstreams.web.pool.max_idle", 64,
+                     "must be between 0 and 10000"),
+        cluster_case("PoolIdleTimeoutZero", "pool: {idle_timeout: 0s}", "upstreams.web.pool.idle_timeout", 68,
+                     "must be greater than 0"),
+        cluster_case("MaxRequestsPerConnectionTooMany", "pool: {max_requests_per_connection: 1000001}",
+                     "upstreams.web.pool.max_requests_per_connection", 83, "must be between 0 and 1000000"),
+        cluster_case("Consecutive5xxTooMany", "outlier: {consecutive_5xx: 1001}",
+                     "upstreams.web.outlier.consecutive_5xx", 74, "must be between 0 and 1000"),
+        cluster_case("ConsecutiveFailuresWord", "outlier: {consecutive_failures: x}",
+                     "upstreams.web.outlier.consecutive_failures", 79, "expected an integer"),
+        cluster_case("MaxEjectedPercent101", "outlier: {max_ejected_percent: 101}",
+                     "upstreams.web.outlier.max_ejected_percent", 78, "must be between 0 and 100"),
+        cluster_case("BaseEjectionAboveDefaultMax", "outlier: {base_ejection: 10m}",
+                     "upstreams.web.outlier.base_ejection", 72, "must not exceed max_ejection (5m)"),
+        cluster_case("MaxEjectionBelowDefaultBase", "outlier: {max_ejection: 5s}", "upstreams.web.outlier.max_ejection",
+                     71, "must be at least base_ejection (10s)"),
+        cluster_case("BaseEjectionAboveMax", "outlier: {base_ejection: 90s, max_ejection: 1m}",
+                     "upstreams.web.outlier.base_ejection", 72, "must not exceed max_ejection (1m)")),
+    [](const auto& info) { return info.param.name; });
+
+INSTANTIATE_TEST_SUITE_P(
+    Endpoints, LoadError,
+    testing::Values(
+        endpoints_case("NotASequence", "\"10.0.0.1:80\"", "upstreams.web.endpoints", 30, "expected a sequence"),
+        endpoints_case("Empty", "[]", "upstreams.web.endpoints", 30, "at least one endpoint is required"),
+        endpoints_case("NotAString", "[[a]]", "upstreams.web.endpoints[0]", 31, "expected a string"),
+        endpoints_case("NoPort", "[\"10.0.0.1\"]", "upstreams.web.endpoints[0]", 31, kEndpoint),
+        endpoints_case("HostNameNoPort", "[origin.internal]", "upstreams.web.endpoints[0]", 31, kEndpoint),
+        endpoints_case("EmptyHost", "[\":80\"]", "upstreams.web.endpoints[0]", 31, kEndpoint),
+        endpoints_case("PortZero", "[\"10.0.0.1:0\"]", "upstreams.web.endpoints[0]", 31, kPort),
+        endpoints_case("PortTooLarge", "[\"origin:65536\"]", "upstreams.web.endpoints[0]", 31, kPort),
+        endpoints_case("PortWord", "[\"origin:http\"]", "upstreams.web.endpoints[0]", 31, kPort),
+        endpoints_case("PortEmpty", "[\"origin:\"]", "upstreams.web.endpoints[0]", 31, kPort),
+        endpoints_case("IPv6WithoutBrackets", "[\"::1:80\"]", "upstreams.web.endpoints[0]", 31,
+                       "an IPv6 address needs brackets, e.g. \"[::1]:9000\""),
+        endpoints_case("IPv6Unclosed", "[\"[::1:80\"]", "upstreams.web.endpoints[0]", 31,
+                       "missing \"]\" after the IPv6 address"),
+        endpoints_case("IPv6NoPort", "[\"[::1]\"]", "upstreams.web.endpoints[0]", 31, kEndpoint),
+        endpoints_case("BadIPv6", "[\"[::g]:80\"]", "upstreams.web.endpoints[0]", 31, "\"::g\" is not an IPv6 address"),
+        endpoints_case("IPv4InBrackets", "[\"[10.0.0.1]:80\"]", "upstreams.web.endpoints[0]", 31,
+                       "\"10.0.0.1\" is not an IPv6 address"),
+        endpoints_case("BadIPv4", "[\"10.0.0.256:80\"]", "upstreams.web.endpoints[0]", 31,
+                       "\"10.0.0.256\" is not a valid IPv4 address"),
+        endpoints_case("ShortIPv4", "[\"10.1:80\"]", "upstreams.web.endpoints[0]", 31,
+                       "\"10.1\" is not a valid IPv4 address"),
+        endpoints_case("BadHostName", "[\"a..b:80\"]", "upstreams.web.endpoints[0]", 31,
+                       "\"a..b\" is neither an IP address nor a host name"),
+        endpoints_case("HostNameWithSpace", "[\"exa mple:80\"]", "upstreams.web.endpoints[0]", 31,
+                       "\"exa mple\" is neither an IP address nor a host name"),
+        endpoints_case("HostWithNul", "[\"[::1\\0]:80\"]", "upstreams.web.endpoints[0]", 31,
+                       "\"::1" + std::string(1, '\0') + "\" is not an IPv6 address"),
+        endpoints_case("Duplicate", "[\"10.0.0.1:80\", origin:80, \"ORIGIN:80\"]", "upstreams.web.endpoints[2]", 57,
+                       "duplicate endpoint \"origin:80\" (first at line 2)"),
+        endpoints_case("DuplicateIPv6Spelling", "[\"[::1]:80\", \"[0:0::1]:80\"]", "upstreams.web.endpoints[1]", 43,
+                       "duplicate endpoint \"[::1]:80\" (first at line 2)")),
+    [](const auto& info) { return info.param.name; });
+
+INSTANTIATE_TEST_SUITE_P(
+    RouteUpstream, LoadError,
+    testing::Values(
+        ErrorCase{"UnknownClusterNoneDefined", L("routes: [{upstream: web}]\n"), "routes[0].upstream", 2, 21,
+                  "unknown upstream \"web\" (defined: none)"},
+        // A cluster that has errors is still defined: the route naming it gets no second error.
+        ErrorCase{"ClusterWithErrors", L("routes: [{upstream: web}]\nupstreams: {web: {endpoints: []}}\n"),
+                  "upstreams.web.endpoints", 3, 30, "at least one endpoint is required"},
+        route_upstream_case("BothActions", "{respond: {}, upstream: web}", "routes[0].upstream", 34,
+                            "respond and upstream are mutually exclusive"),
+        route_upstream_case("UnknownCluster", "{upstream: webb}", "routes[0].upstream", 21,
+                            "unknown upstream \"webb\" (defined: web, api)"),
+        route_upstream_case("UpstreamNotAString", "{upstream: [web]}", "routes[0].upstream", 21, "expected a string"),
+        route_upstream_case("UpstreamNull", "{upstream: }", "routes[0].upstream", 11, "expected a string"),
+        route_upstream_case("RewriteWithoutUpstream", "{respond: {}, rewrite: {strip_prefix: /a}}", "routes[0].rewrite",
+                            33, "only allowed with upstream"),
+        route_upstream_case("TimeoutsWithoutUpstream", "{respond: {}, timeouts: {idle: 1s}}", "routes[0].timeouts", 34,
+                            "only allowed with upstream"),
+        route_upstream_case("RewriteNotAMapping", "{upstream: web, rewrite: /v1}", "routes[0].rewrite", 35,
+                            "expected a mapping"),
+        route_upstream_case("RewriteUnknownKey", "{upstream: web, rewrite: {strip: /a}}", "routes[0].rewrite.strip", 36,
+                            "unknown key"),
+        route_upstream_case("StripPrefixNoSlash", "{upstream: web, rewrite: {strip_prefix: api}}",
+                            "routes[0].rewrite.strip_prefix", 50, "must start with \"/\""),
+        route_upstream_case("AddPrefixNoSlash", "{upstream: web, rewrite: {add_prefix: v1}}",
+                            "routes[0].rewrite.add_prefix", 48, "must start with \"/\""),
+        route_upstream_case("AddPrefixQuery", "{upstream: web, rewrite: {add_prefix: \"/v1?a=b\"}}",
+                            "routes[0].rewrite.add_prefix", 48, kRewritePath),
+        route_upstream_case("AddPrefixNonAscii", "{upstream: web, rewrite: {add_prefix: \"/caf\\xe9\"}}",
+                            "routes[0].rewrite.add_prefix", 48, kRewritePath),
+        route_upstream_case("StripPrefixSpace", "{upstream: web, rewrite: {strip_prefix: \"/a b\"}}",
+                            "routes[0].rewrite.strip_prefix", 50, kRewritePath),
+        route_upstream_case("StripPrefixNotPrefixOfPrefix",
+                            "{match: {prefix: /api/}, upstream: web, rewrite: {strip_prefix: /v2}}",
+                            "routes[0].rewrite.strip_prefix", 74,
+                            "strip_prefix /v2 is not a prefix of the route's path /api/"),
+        route_upstream_case("StripPrefixLongerThanPrefix",
+                            "{match: {prefix: /ap}, upstream: web, rewrite: {strip_prefix: /api}}",
+                            "routes[0].rewrite.strip_prefix", 72,
+                            "strip_prefix /api is not a prefix of the route's path /ap"),
+        route_upstream_case("StripPrefixNotPrefixOfExact",
+                            "{upstream: web, match: {path: /v1/x}, rewrite: {strip_prefix: /v2}}",
+                            "routes[0].rewrite.strip_prefix", 72,
+                            "strip_prefix /v2 is not a prefix of the route's path /v1/x"),
+        route_upstream_case("StripPrefixBeforeDefaultMatch", "{rewrite: {strip_prefix: /api}, upstream: web}",
+                            "routes[0].rewrite.strip_prefix", 35,
+                            "strip_prefix /api is not a prefix of the route's path /"),
+        route_upstream_case("BadMatchIsReportedOnce",
+                            "{match: {prefix: api}, upstream: web, rewrite: {strip_prefix: /api}}",
+                            "routes[0].match.prefix", 27, "must start with \"/\""),
+        route_upstream_case("TimeoutsNotAMapping", "{upstream: web, timeouts: 5s}", "routes[0].timeouts", 36,
+                            "expected a mapping"),
+        route_upstream_case("TimeoutsConnect", "{upstream: web, timeouts: {connect: 1s}}", "routes[0].timeouts.connect",
+                            37, "unknown key"),
+        route_upstream_case("TimeoutsFirstByteZero", "{upstream: web, timeouts: {first_byte: 0}}",
+                            "routes[0].timeouts.first_byte", 49, "must be greater than 0"),
+        route_upstream_case("TimeoutsIdleBad", "{upstream: web, timeouts: {idle: soon}}", "routes[0].timeouts.idle", 43,
+                            kBadDuration),
+        route_upstream_case("TimeoutsRequestOverADay", "{upstream: web, timeouts: {request: 25h}}",
+                            "routes[0].timeouts.request", 46, "must be at most 1d")),
+    [](const auto& info) { return info.param.name; });
+
+INSTANTIATE_TEST_SUITE_P(
+    Proxy, LoadError,
+    testing::Values(
+        ErrorCase{"NotAMapping", L("proxy: [a]\n"), "proxy", 2, 8, "expected a mapping"},
+        ErrorCase{"UnknownKey", L("proxy: {trusted: []}\n"), "proxy.trusted", 2, 9, "unknown key"},
+        ErrorCase{"TrustedNotASequence", L("proxy: {trusted_proxies: 10.0.0.0/8}\n"), "proxy.trusted_proxies", 2, 26,
+                  "expected a sequence"},
+        ErrorCase{"ViaNotBool", L("proxy: {via: yes}\n"), "proxy.via", 2, 14, "expected a boolean (true or false)"},
+        proxy_case("BadAddress", "\"10.0.0/8\"", "proxy.trusted_proxies[0]", 27, "\"10.0.0\"" + kNotAddress),
+        proxy_case("HostName", "localhost", "proxy.trusted_proxies[0]", 27, "\"localhost\"" + kNotAddress),
+        proxy_case("Empty", "\"\"", "proxy.trusted_proxies[0]", 27, "\"\"" + kNotAddress),
+        proxy_case("ZoneId", "\"fe80::1%eth0\"", "proxy.trusted_proxies[0]", 27, "\"fe80::1%eth0\"" + kNotAddress),
+        proxy_case("IPv4WithPort", "\"10.0.0.1:80\"", "proxy.trusted_proxies[0]", 27, "\"10.0.0.1:80\"" + kNotAddress),
+        proxy_case("V4PrefixTooLong", "\"10.0.0.0/33\"", "proxy.trusted_proxies[0]", 27,
+                   "the prefix length after \"/\" must be between 0 and 32"),
+        proxy_case("V4PrefixEmpty", "\"10.0.0.0/\"", "proxy.trusted_proxies[0]", 27,
+                   "the prefix length after \"/\" must be between 0 and 32"),
+        proxy_case("V4PrefixNegative", "\"10.0.0.0/-1\"", "proxy.trusted_proxies[0]", 27,
+                   "the prefix length after \"/\" must be between 0 and 32"),
+        proxy_case("V6PrefixTooLong", "\"::1/129\"", "proxy.trusted_proxies[0]", 27,
+                   "the prefix length after \"/\" must be between 0 and 128"),
+        proxy_case("V4HostBits", "\"192.168.0.0/16\", \"10.1.0.0/8\"", "proxy.trusted_proxies[1]", 45,
+                   "\"10.1.0.0/8\" has address bits set after its /8 prefix (did you mean \"10.0.0.0/8\"?)"),
+        proxy_case("V6HostBits", "\"2001:db8::1/32\"", "proxy.trusted_proxies[0]", 27,
+                   "\"2001:db8::1/32\" has address bits set after its /32 prefix (did you mean \"2001:db8::/32\"?)"),
+        proxy_case("EntryNotAString", "[a]", "proxy.trusted_proxies[0]", 27, "expected a string")),
+    [](const auto& info) { return info.param.name; });
 }  // namespace
 }  // namespace virex::config
