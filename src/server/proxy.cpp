@@ -579,6 +579,8 @@ Awaitable<void> Connection::proxy() {
     err = co_await connect_upstream(t);
     if (err == ProxyErrc::none) err = co_await send_request(t);
     if (err == ProxyErrc::none) err = co_await read_response_head(t);
+    // RFC 9110 §15.2.2: 101 only answers an Upgrade we forwarded.
+    if (err == ProxyErrc::none && up_parser_->head().status == 101 && !t.websocket) err = ProxyErrc::http_protocol_error;
     const auto outcome_time = std::chrono::steady_clock::now();
     pending_.upstream = &ep;
     if (err == ProxyErrc::http_request_error) break;  // the client's fault: no outcome for the endpoint
