@@ -16,10 +16,17 @@ config::Upstream cluster(std::size_t n) {
   return u;
 }
 
-ClusterState resolved(const config::Upstream& u) {
-  ClusterState s(u);
-  for (std::size_t i = 0; i < s.size(); ++i) s.endpoint(i).set_address(s.endpoint(i).host);
+std::unique_ptr<ClusterState> resolved(const config::Upstream& u) {
+  auto s = std::make_unique<ClusterState>(u);
+  for (std::size_t i = 0; i < s->size(); ++i) s->endpoint(i).set_address(s->endpoint(i).host);
   return s;
+}
+
+// Keeps states alive for the test's duration (ClusterState holds atomics: it neither copies nor moves).
+ClusterState* held(std::unique_ptr<ClusterState> s) {
+  static std::vector<std::unique_ptr<ClusterState>> keep;
+  keep.push_back(std::move(s));
+  return keep.back().get();
 }
 
 TEST(ClusterState, NamesBracketIpv6) {
@@ -60,7 +67,7 @@ TEST(ClusterState, RetryBudgetIsAShareOfActiveRequests) {
 
 TEST(ClusterState, ConsecutiveFailuresEjectForAGrowingInterval) {
   auto u = cluster(4);
-  ClusterState s = resolved(u);
+  ClusterState& s = *held(resolved(u));
   config::Outlier o;  // 5 × 5xx, 3 failures, 10 s base, 50 %
   const auto t0 = Clock::now();
   EXPECT_FALSE(s.record(0, O::failure, o, t0));
@@ -77,7 +84,7 @@ TEST(ClusterState, ConsecutiveFailuresEjectForAGrowingInterval) {
 }
 
 TEST(ClusterState, SuccessResetsTheCount) {
-  ClusterState s = resolved(cluster(3));
+  ClusterState& s = *held(resolved(cluster(3)));
   config::Outlier o;
   const auto t = Clock::now();
   for (int i = 0; i < 4; ++i) EXPECT_FALSE(s.record(1, O::status_5xx, o, t));
@@ -87,21 +94,21 @@ TEST(ClusterState, SuccessResetsTheCount) {
 }
 
 TEST(ClusterState, NeverEjectsBeyondThePercentNorTheLastEndpoint) {
-  ClusterState s = resolved(cluster(4));
+  ClusterState& s = *held(resolved(cluster(4)));
   config::Outlier o;
   o.consecutive_failures = 1;
   const auto t = Clock::now();
   EXPECT_TRUE(s.record(0, O::failure, o, t));
   EXPECT_TRUE(s.record(1, O::failure, o, t));
   EXPECT_FALSE(s.record(2, O::failure, o, t));  // 3 of 4 would exceed 50 %
-  ClusterState two = resolved(cluster(2));
+  ClusterState& two = *held(resolved(cluster(2)));
   o.max_ejected_percent = 100;
   EXPECT_TRUE(two.record(0, O::failure, o, t));
   EXPECT_FALSE(two.record(1, O::failure, o, t));  // the last available one stays
 }
 
 TEST(ClusterState, ZeroThresholdDisablesEjection) {
-  ClusterState s = resolved(cluster(3));
+  ClusterState& s = *held(resolved(cluster(3)));
   config::Outlier o;
   o.consecutive_5xx = 0;
   const auto t = Clock::now();
