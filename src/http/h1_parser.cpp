@@ -3,6 +3,8 @@
 // basic_parser for the grammar, with callbacks that record views into a fixed header array.
 #include <virex/http/h1_parser.hpp>
 
+#include "h1_common.hpp"
+
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
 
@@ -18,72 +20,34 @@ using beast::error_code;
 
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
-    if (x != y && (x | 0x20) != (y | 0x20)) return false;
-    if (x != y && !((x | 0x20) >= 'a' && (x | 0x20) <= 'z')) return false;
-  }
-  return true;
-}
+using detail::iequals;
+using detail::kMaxHeaderArray;
+using detail::trim;
 
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-constexpr std::size_t kMaxHeaderArray = 128;
-
-// Where the header section ends and whether its bytes are acceptable (RFC 9112 §2.2, §5.2). The scan is
-// resumable: `st` keeps its position across feeds of a growing buffer, so a dripped head costs O(n).
-struct ScanState {
-  std::size_t pos = 0;
-  std::size_t line_start = 0;
-  bool first_line = true;
-};
-
+// The shared pre-scan, with the request line bounded by the target limit (414 before 431).
 struct Scan {
   enum Kind { need_more, ok, error } kind;
-  std::size_t end = 0;   // bytes up to and including the final CRLFCRLF
+  std::size_t end = 0;
   ParseError err = ParseError::none;
 };
 
-Scan scan_head(std::string_view d, const H1Limits& lim, ScanState& st) noexcept {
-  const std::size_t limit = std::min(d.size(), lim.max_header_bytes);
-  const char* p = d.data();
-  // Request line: its length bounds the target (414) before the header limit (431) applies.
+Scan scan_head(std::string_view d, const H1Limits& lim, detail::HeadScanState& st) noexcept {
+  using Fault = detail::HeadScan::Fault;
   const std::size_t line_cap = lim.max_uri_bytes + 64;  // method + SP + target + SP + version
-  std::size_t i = st.pos;
-  // Resuming at the first byte of a header line: it decides obs-fold (RFC 9112 §5.2).
-  if (!st.first_line && i == st.line_start && i < d.size() && (p[i] == ' ' || p[i] == '\t'))
-    return {Scan::error, 0, ParseError::obs_fold};
-  for (; i < limit; ++i) {
-    const unsigned char c = static_cast<unsigned char>(p[i]);
-    if (c > '\r') continue;  // fast path: everything printable and most bytes
-    if (c == 0) return {Scan::error, 0, ParseError::bad_header_chars};
-    if (c == '\r') {
-      if (i + 1 >= d.size()) break;  // look again once the next byte is here
-      if (p[i + 1] != '\n') return {Scan::error, 0, ParseError::bad_header_chars};
-      continue;
-    }
-    if (c != '\n') continue;
-    if (i == 0 || p[i - 1] != '\r') return {Scan::error, 0, ParseError::bad_header_chars};
-    if (st.first_line) {
-      st.first_line = false;
-      if (i + 1 > line_cap) return {Scan::error, 0, ParseError::uri_too_long};
-    } else if (i - st.line_start == 1) {
-      return {Scan::ok, i + 1};  // empty line: end of the header section
-    }
-    st.line_start = i + 1;
-    if (i + 1 >= d.size()) { ++i; break; }  // the next line's first byte decides obs-fold
-    if (p[i + 1] == ' ' || p[i + 1] == '\t') return {Scan::error, 0, ParseError::obs_fold};
+  const detail::HeadScan s = detail::scan_head(d, lim.max_header_bytes, line_cap, st);
+  switch (s.kind) {
+    case detail::HeadScan::ok: return {Scan::ok, s.end};
+    case detail::HeadScan::need_more: return {Scan::need_more};
+    case detail::HeadScan::error: break;
   }
-  st.pos = i;
-  if (st.first_line && i > line_cap) return {Scan::error, 0, ParseError::uri_too_long};
-  if (d.size() >= lim.max_header_bytes) return {Scan::error, 0, ParseError::header_too_large};
-  return {Scan::need_more};
+  switch (s.fault) {
+    case Fault::bad_chars: return {Scan::error, 0, ParseError::bad_header_chars};
+    case Fault::obs_fold: return {Scan::error, 0, ParseError::obs_fold};
+    case Fault::first_line_too_long: return {Scan::error, 0, ParseError::uri_too_long};
+    case Fault::too_large:
+    case Fault::none: break;
+  }
+  return {Scan::error, 0, ParseError::header_too_large};
 }
 
 // RFC 9110 §7.2 / RFC 3986 §3.2.2: a Host is a reg-name or an IP literal, an optional port, ≤ 255 bytes.
@@ -253,9 +217,10 @@ struct H1RequestParser::Impl {
   ParseError error = ParseError::none;
   std::string_view body;
   std::uint64_t body_bytes = 0;
-  ScanState scan;
+  detail::HeadScanState scan;
   bool head_done = false;
   bool started = false;
+  bool last_chunk_wait = false;  // Beast stalled on the last-chunk line (see is_last_chunk_line)
 
   void reset() {
     head = RequestHead{};
@@ -263,9 +228,10 @@ struct H1RequestParser::Impl {
     error = ParseError::none;
     body = {};
     body_bytes = 0;
-    scan = ScanState{};
+    scan = detail::HeadScanState{};
     head_done = false;
     started = false;
+    last_chunk_wait = false;
   }
 
   Result fail(ParseError e, std::size_t consumed) {
@@ -354,6 +320,7 @@ H1RequestParser::Result H1RequestParser::feed(std::string_view data) {
   for (;;) {
     if (p.is_done()) return {Event::complete, total};
     if (total == data.size()) return {Event::need_more, total};
+    if (m.last_chunk_wait && data.size() - total < detail::kMinLastChunk) return {Event::need_more, total};
     p.body_view = {};
     error_code ec;
     const std::size_t n = p.put(boost::asio::const_buffer(data.data() + total, data.size() - total), ec);
@@ -362,6 +329,7 @@ H1RequestParser::Result H1RequestParser::feed(std::string_view data) {
       if (n == 0) {
         // Beast bounds neither a chunk-size line (with extensions) nor the trailer section: we do.
         if (data.size() - total > m.lim.max_header_bytes) return m.fail(ParseError::bad_chunk, total);
+        if (!m.last_chunk_wait && m.head.chunked) m.last_chunk_wait = detail::is_last_chunk_line(data.substr(total));
         return {Event::need_more, total};
       }
       ec = {};

@@ -22,10 +22,12 @@ enum class ResponseError : std::uint8_t {
   too_many_headers,
   bad_status_line,
   bad_header,            // malformed field, NUL, bare CR/LF, obs-fold
-  conflicting_framing,   // Content-Length with Transfer-Encoding, or differing Content-Length values
+  conflicting_framing,   // Content-Length with Transfer-Encoding, or differing Content-Length values;
+                         // also Transfer-Encoding in HTTP/1.0 or chunked applied twice (RFC 9112 §6.1)
   bad_content_length,
-  bad_chunk,
-  unknown_transfer_encoding,
+  bad_chunk,             // chunk-size line, extensions or trailer section malformed or over max_header_bytes
+  unknown_transfer_encoding,  // a Transfer-Encoding naming no valid coding (a non-chunked final coding is
+                              // not an error for a response: RFC 9112 §6.3 rule 4 makes it close-delimited)
   truncated,             // the upstream closed before the message was complete
 };
 std::string_view to_string(ResponseError e) noexcept;
@@ -35,7 +37,8 @@ struct ResponseHead {
   int version = 11;                     // 10 or 11
   std::string_view reason;
   std::span<const Header> headers;      // in received order
-  bool keep_alive = true;               // RFC 9112 §9.3: HTTP/1.1 unless `Connection: close`; 1.0 only with keep-alive
+  bool keep_alive = true;               // RFC 9112 §9.3: HTTP/1.1 unless `Connection: close`; 1.0 only with
+                                        // keep-alive; never for close-delimited bodies or 101
   bool chunked = false;
   std::optional<std::uint64_t> content_length;  // as framed (none for chunked / close-delimited / no body)
   bool no_body = false;                 // 1xx, 204, 304, or the answer to HEAD: no body follows
@@ -46,8 +49,8 @@ struct ResponseHead {
 };
 
 struct H1ResponseLimits {
-  std::size_t max_header_bytes = 64 * 1024;
-  std::size_t max_headers = 100;
+  std::size_t max_header_bytes = 64 * 1024;  // status line + header section; also bounds a chunk-size line and trailers
+  std::size_t max_headers = 100;             // at most 128 (the fixed header array)
 };
 
 class H1ResponseParser {
@@ -69,18 +72,25 @@ class H1ResponseParser {
   H1ResponseParser(H1ResponseParser&&) noexcept;
   H1ResponseParser& operator=(H1ResponseParser&&) noexcept;
 
-  // Before the first feed of each response: whether the request was HEAD (its answer has no body).
+  // Before the head of each response is complete: whether the request was HEAD (its answer has no body).
+  // next() keeps it after a 1xx interim response (the final one answers the same request) and clears it
+  // after a final response.
   void set_head_request(bool head) noexcept;
-  // Feeds unconsumed bytes. While the head is being parsed the data must start at the response's first byte.
+  // Feeds unconsumed bytes. While the head is being parsed the data must start at the response's first byte;
+  // head() views point into it and stay valid until the caller drops or moves those bytes. Bytes after a
+  // complete message are not consumed: after a 101 they belong to the tunnel (feed nothing more).
   Result feed(std::string_view data);
-  // The upstream closed (EOF): completes a close-delimited body, else an error (truncated) if in a message.
+  // The upstream closed (EOF), after feed() took what it would: completes a close-delimited body (event
+  // complete), else error `truncated` if a response is in progress. With none in progress (nothing fed
+  // since next(), or the last response complete) it returns need_more with consumed 0: a clean close.
   Result feed_eof();
+  // Prepares for the next response on the connection (after complete; also resets after an error).
   void next();
 
   const ResponseHead& head() const noexcept;
   std::string_view body() const noexcept;
   ResponseError error() const noexcept;
-  bool in_message() const noexcept;     // some bytes consumed, not complete
+  bool in_message() const noexcept;     // some bytes of a response fed, not complete
   bool body_started() const noexcept;   // any body byte has been produced for this response
 
  private:

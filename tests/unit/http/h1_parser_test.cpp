@@ -122,6 +122,28 @@ TEST(H1Parser, ExpectContinue) {
   EXPECT_TRUE(s.expect[0]);
 }
 
+// An empty chunked body dripped byte by byte: Beast 1.81's debug-only assertion in the last-chunk
+// resume path (boostorg/beast#2861) must not be reached.
+TEST(H1Parser, EmptyChunkedBodyByteByByte) {
+  const std::string in = "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\r\n\r\n"
+                         "GET /n HTTP/1.1\r\nHost: a\r\n\r\n";
+  H1RequestParser p({});
+  std::string buf;
+  std::vector<std::string> targets;
+  for (std::size_t fed = 0; fed < in.size();) {
+    buf.push_back(in[fed++]);
+    for (;;) {
+      const auto r = p.feed(buf);
+      buf.erase(0, r.consumed);
+      if (r.event == H1RequestParser::Event::head) targets.emplace_back(p.head().target);
+      if (r.event == H1RequestParser::Event::complete) p.next();
+      ASSERT_NE(r.event, H1RequestParser::Event::error) << to_string(p.error());
+      if (r.event == H1RequestParser::Event::need_more && r.consumed == 0) break;
+    }
+  }
+  EXPECT_EQ(targets, (std::vector<std::string>{"/c", "/n"}));
+}
+
 struct BadCase {
   const char* name;
   std::string input;

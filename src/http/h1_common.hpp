@@ -1,0 +1,102 @@
+// Private helpers shared by the HTTP/1.1 request and response codecs (src/http only): ASCII
+// case-insensitive compare, OWS trim, the fixed header array size, and the resumable pre-scan of a header
+// section for what Beast tolerates but RFC 9112 and smuggling safety do not. Pure functions, any thread.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <string_view>
+
+namespace virex::http::detail {
+
+// ASCII case-insensitive equality (field names and tokens, RFC 9110 §5.1).
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+    if (x != y && (x | 0x20) != (y | 0x20)) return false;
+    if (x != y && !((x | 0x20) >= 'a' && (x | 0x20) <= 'z')) return false;
+  }
+  return true;
+}
+
+// Strips optional whitespace (RFC 9110 §5.6.3: SP / HTAB) from both ends.
+inline std::string_view trim(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Header views per message live in a fixed array of this size; limits above it are capped to it.
+constexpr std::size_t kMaxHeaderArray = 128;
+
+// Where the header section ends and whether its bytes are acceptable (RFC 9112 §2.2, §5.2). The scan is
+// resumable: `st` keeps its position across feeds of a growing buffer, so a dripped head costs O(n).
+struct HeadScanState {
+  std::size_t pos = 0;
+  std::size_t line_start = 0;
+  bool first_line = true;
+};
+
+struct HeadScan {
+  enum Kind { need_more, ok, error } kind;
+  std::size_t end = 0;  // bytes up to and including the final CRLFCRLF
+  enum class Fault { none, bad_chars, obs_fold, first_line_too_long, too_large } fault = Fault::none;
+};
+
+// `d` starts at the message's first byte. The start line may be at most `first_line_cap` bytes (CRLF
+// included) and the whole section at most `max_header_bytes`.
+inline HeadScan scan_head(std::string_view d, std::size_t max_header_bytes, std::size_t first_line_cap,
+                          HeadScanState& st) noexcept {
+  using Fault = HeadScan::Fault;
+  const std::size_t limit = std::min(d.size(), max_header_bytes);
+  const char* p = d.data();
+  std::size_t i = st.pos;
+  // Resuming at the first byte of a header line: it decides obs-fold (RFC 9112 §5.2).
+  if (!st.first_line && i == st.line_start && i < d.size() && (p[i] == ' ' || p[i] == '\t'))
+    return {HeadScan::error, 0, Fault::obs_fold};
+  for (; i < limit; ++i) {
+    const unsigned char c = static_cast<unsigned char>(p[i]);
+    if (c > '\r') continue;  // fast path: everything printable and most bytes
+    if (c == 0) return {HeadScan::error, 0, Fault::bad_chars};
+    if (c == '\r') {
+      if (i + 1 >= d.size()) break;  // look again once the next byte is here
+      if (p[i + 1] != '\n') return {HeadScan::error, 0, Fault::bad_chars};
+      continue;
+    }
+    if (c != '\n') continue;
+    if (i == 0 || p[i - 1] != '\r') return {HeadScan::error, 0, Fault::bad_chars};
+    if (st.first_line) {
+      st.first_line = false;
+      if (i + 1 > first_line_cap) return {HeadScan::error, 0, Fault::first_line_too_long};
+    } else if (i - st.line_start == 1) {
+      return {HeadScan::ok, i + 1};  // empty line: end of the header section
+    }
+    st.line_start = i + 1;
+    if (i + 1 >= d.size()) { ++i; break; }  // the next line's first byte decides obs-fold
+    if (p[i + 1] == ' ' || p[i + 1] == '\t') return {HeadScan::error, 0, Fault::obs_fold};
+  }
+  st.pos = i;
+  if (st.first_line && i > first_line_cap) return {HeadScan::error, 0, Fault::first_line_too_long};
+  if (d.size() >= max_header_bytes) return {HeadScan::error, 0, Fault::too_large};
+  return {HeadScan::need_more};
+}
+
+// Beast 1.81 asserts (debug builds only) that a resumed last-chunk has at least 5 bytes, yet it stalls
+// there with 3 ("0\r\n"), so "0\r\n" then one more byte aborts (fixed upstream in boostorg/beast#2861).
+// After Beast stalls on `pending`, a codec asks whether that is the last-chunk line and, if so, offers
+// Beast nothing shorter than kMinLastChunk: no last-chunk plus trailer section is (RFC 9112 §7.1).
+constexpr std::size_t kMinLastChunk = 5;  // "0" CRLF CRLF
+inline bool is_last_chunk_line(std::string_view pending) noexcept {
+  if (pending.substr(0, 2) == "\r\n") pending.remove_prefix(2);  // the CRLF ending the previous chunk
+  std::size_t i = 0;
+  while (i < pending.size() && pending[i] == '0') ++i;
+  if (i == 0) return false;
+  if (i < pending.size()) {
+    const char c = static_cast<char>(pending[i] | 0x20);
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) return false;  // a non-zero chunk size
+  }
+  return pending.find("\r\n", i) != std::string_view::npos;  // Beast has seen the whole line
+}
+
+}  // namespace virex::http::detail
