@@ -139,6 +139,9 @@ class Connection {
   std::chrono::steady_clock::time_point batch_time_;   // when the last read completed
   Phase phase_before_write_ = Phase::idle;
   bool waiting_idle_ = false;                          // in the readiness wait between requests
+  bool hot_idle_ = false;                              // in the buffered read between requests
+  bool trim_due_ = false;                              // the tick asked the hot wait to go cold
+  std::chrono::steady_clock::time_point idle_since_;
 
   // reverse proxy state
   bool proxy_pending_ = false;          // process() stopped at the head of an upstream route's request

@@ -151,7 +151,7 @@ Awaitable<ProxyErrc> Connection::connect_upstream(Try& t) {
   upstream::WorkerPool& pool = *t.pool;
   upstream::ClusterState& st = pool.state();
   const config::Upstream& cfg = *t.cluster->config;
-  t.conn = pool.take_idle(t.endpoint);
+  t.conn = pool.take_idle(t.endpoint, worker_.coarse_now());
   if (t.conn) {
     t.reused = true;
     pool.series().reused.inc();
@@ -307,6 +307,8 @@ Awaitable<ProxyErrc> Connection::read_response_head(Try& t) {
       up_buf_ = std::move(nbuf);
       up_cap_ *= 2;
     }
+    // A plain async read, not a readiness wait + read: Asio's async_wait re-arms epoll (one epoll_ctl per
+    // call), while a read after an exhausted read skips the speculative recv and costs no syscall until ready.
     auto [ec, n] = co_await t.conn->socket.async_read_some(asio::buffer(up_buf_.get() + up_end_, up_cap_ - up_end_), token);
     if (ec) {
       if (timed_out_ == Timeout::proxy) co_return timeout_error();

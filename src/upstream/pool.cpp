@@ -6,6 +6,9 @@
 #include <cerrno>
 
 namespace virex::upstream {
+namespace {
+constexpr auto kPeekAfter = std::chrono::milliseconds(100);
+}
 
 UpstreamConn::UpstreamConn(WorkerPool& owner, std::uint32_t e) : pool(owner), socket(owner.ex_), endpoint(e) {
   ++pool.in_use_;
@@ -72,17 +75,22 @@ WorkerPool::~WorkerPool() {
   for (auto& e : endpoints_) e.idle.clear();
 }
 
-std::unique_ptr<UpstreamConn> WorkerPool::take_idle(std::uint32_t e) {
+std::unique_ptr<UpstreamConn> WorkerPool::take_idle(std::uint32_t e, Clock::time_point now) {
   auto& idle = endpoints_[e].idle;
   while (!idle.empty()) {
     std::unique_ptr<UpstreamConn> c = std::move(idle.back());
     idle.pop_back();
     endpoints_[e].series.idle.add(-1);
+    const Clock::time_point since = c->idle_since;
     c->idle_since = {};
     ++in_use_;
     endpoints_[e].series.active.add(1);
     // The peer may have closed it while it sat idle (EOF queued) or sent something unsolicited: either way
-    // it must not carry a request. EAGAIN is the only answer that means "alive and quiet".
+    // it must not carry a request. EAGAIN is the only answer that means "alive and quiet". Servers close idle
+    // keep-alive connections after seconds, not milliseconds: one idle for less than kPeekAfter is taken as is
+    // (under load, that is nearly every one; the peek would be a syscall per request), and the rare loss is
+    // covered by the stale-connection retry of idempotent requests.
+    if (now - since < kPeekAfter) return c;
     char byte;
     const ssize_t n = ::recv(c->socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return c;

@@ -30,7 +30,7 @@ struct UpstreamConn {
   core::Socket socket;
   std::uint32_t endpoint;
   std::uint32_t requests = 0;        // requests sent on it so far
-  Clock::time_point idle_since{};
+  Clock::time_point idle_since{};    // while pooled; zero while in use
 };
 
 struct EndpointSeries {
@@ -60,8 +60,8 @@ class WorkerPool {
   std::size_t in_use() const noexcept { return in_use_; }
 
   // The most recently used idle connection to endpoint `e` that the peer has not closed (checked with one
-  // non-blocking peek), or null.
-  std::unique_ptr<UpstreamConn> take_idle(std::uint32_t e);
+  // non-blocking peek when it sat idle for a while), or null.
+  std::unique_ptr<UpstreamConn> take_idle(std::uint32_t e, Clock::time_point now);
   // A new, unconnected connection to `e`, or null when max_connections is reached.
   std::unique_ptr<UpstreamConn> open(std::uint32_t e, std::uint32_t max_connections);
   // The endpoint's current resolved address; false while it is unresolved.
