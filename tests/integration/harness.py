@@ -388,9 +388,11 @@ class Conn:
     """One client TCP connection with a read buffer: send bytes, read whole responses in order (pipelining),
     read until the server closes. Every read has a deadline."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=DEFAULT_TIMEOUT):
+    def __init__(self, port, host="127.0.0.1", timeout=DEFAULT_TIMEOUT, source=None):
+        """SOURCE: a local address to bind before connecting (e.g. "127.0.0.2" to appear as another peer)."""
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
         self.eof = False
@@ -444,10 +446,13 @@ class Conn:
         out, self.buf = self.buf[:n], self.buf[n:]
         return out
 
-    def read_response(self, method="GET", timeout=None):
-        """Reads one response (an interim 1xx is returned as such; call again for the final one).
-        The body is framed by Content-Length, chunked coding, or the close of the connection.
-        Raises ConnectionClosed when the server closes before a whole response."""
+    def read_exact(self, n, timeout=None):
+        """Exactly N bytes (buffered first); ConnectionClosed if the server closes before."""
+        return self._take(n, time.monotonic() + (timeout or self.timeout))
+
+    def read_head(self, method="GET", timeout=None):
+        """Reads one response head only (body empty); the body stays on the connection for iter_body().
+        Raises ConnectionClosed when the server closes before a whole head."""
         deadline = time.monotonic() + (timeout or self.timeout)
         while b"\r\n\r\n" not in self.buf:
             if not self._recv(deadline):
@@ -467,7 +472,61 @@ class Conn:
             if not sep:
                 raise AssertionError(f"bad header line {ln!r} in {raw_head!r}")
             headers.append((name.decode("latin-1"), value.strip().decode("latin-1")))
-        resp = Response(version, status, reason, headers, b"", raw_head)
+        return Response(version, status, reason, headers, b"", raw_head)
+
+    def iter_body(self, resp, method="GET", timeout=None):
+        """Yields the body of RESP (from read_head) piece by piece as it arrives, holding at most one read in
+        memory (for bodies too large to keep). TIMEOUT bounds each read, not the whole body. Raises
+        ConnectionClosed when the server closes before the framing says the body is complete."""
+        if 100 <= resp.status < 200 or resp.status in (204, 304) or method.upper() == "HEAD":
+            return
+
+        def more():
+            if not self._recv(time.monotonic() + (timeout or self.timeout)):
+                raise ConnectionClosed("connection closed mid-body")
+
+        def pieces(n):                      # N bytes, as they arrive
+            while n > 0:
+                if not self.buf:
+                    more()
+                out, self.buf = self.buf[:n], self.buf[n:]
+                n -= len(out)
+                yield out
+
+        def line():
+            while b"\r\n" not in self.buf:
+                more()
+            ln, _, self.buf = self.buf.partition(b"\r\n")
+            return ln
+
+        te = resp.header("Transfer-Encoding")
+        if te and "chunked" in te.lower():
+            while True:
+                size = int(line().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while line():              # trailers up to the empty line
+                        pass
+                    return
+                yield from pieces(size)
+                if b"".join(pieces(2)) != b"\r\n":
+                    raise AssertionError("chunk not followed by CRLF")
+        elif resp.header("Content-Length") is not None:
+            yield from pieces(int(resp.header("Content-Length")))
+        else:
+            while True:
+                if self.buf:
+                    out, self.buf = self.buf, b""
+                    yield out
+                if not self._recv(time.monotonic() + (timeout or self.timeout)):
+                    return
+
+    def read_response(self, method="GET", timeout=None):
+        """Reads one response (an interim 1xx is returned as such; call again for the final one).
+        The body is framed by Content-Length, chunked coding, or the close of the connection.
+        Raises ConnectionClosed when the server closes before a whole response."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        resp = self.read_head(method, timeout)
+        status = resp.status
         if 100 <= status < 200 or status in (204, 304) or method.upper() == "HEAD":
             return resp
         te = resp.header("Transfer-Encoding")
