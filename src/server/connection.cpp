@@ -358,10 +358,13 @@ void Connection::on_head() {
   const std::string& trace_header = snapshot_->config.observability.tracing.response_header;
   p.has_trace = false;
   trace_line_.clear();
-  if (!listener_->admin && (worker_.access_log_enabled() || !trace_header.empty())) {
+  const bool proxied = p.route && p.route->upstream;  // the upstream gets a traceparent (W3C §3.2)
+  if (!listener_->admin && (worker_.access_log_enabled() || !trace_header.empty() || proxied)) {
     const std::string_view tp = h.header("traceparent");
     const auto ctx = tp.empty() ? std::nullopt : observe::parse_traceparent(tp);
-    observe::format_trace_id(ctx ? *ctx : worker_.new_trace(), p.trace_id);
+    p.trace = ctx ? *ctx : worker_.new_trace();
+    if (!ctx) p.trace.flags = 0;  // a trace we start is not sampled (no span export yet)
+    observe::format_trace_id(p.trace, p.trace_id);
     p.has_trace = true;
     if (!trace_header.empty()) {
       trace_line_.append(trace_header).append(": ").append(p.trace_id, sizeof p.trace_id).append("\r\n");

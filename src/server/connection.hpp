@@ -7,6 +7,7 @@
 
 #include <virex/http/h1_parser.hpp>
 #include <virex/http/h1_response_parser.hpp>
+#include <virex/observe/trace_context.hpp>
 #include <virex/upstream/cluster.hpp>
 #include <virex/upstream/pool.hpp>
 
@@ -52,6 +53,7 @@ class Connection {
     std::chrono::system_clock::time_point wall;
     std::string allow;
     bool has_trace = false;
+    observe::TraceContext trace;  // incoming (parent id = the caller's span) or new
     char trace_id[32] = {};  // W3C trace id (hex) when tracing output is on (access log, response header)
     const upstream::EndpointState* upstream = nullptr;  // the last endpoint tried (access log)
     std::chrono::nanoseconds upstream_time{-1};

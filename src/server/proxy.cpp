@@ -511,6 +511,23 @@ Awaitable<void> Connection::proxy() {
   f.host_override = cfg.host_header;
   f.via = worker_.via();
   f.websocket = t.websocket;
+  // W3C Trace Context §3.2: same trace id, this proxy's own span id as the parent, the caller's flags.
+  char traceparent[55];
+  if (pending_.has_trace) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    const auto span = worker_.new_trace().parent_id;
+    std::memcpy(traceparent, "00-", 3);
+    std::memcpy(traceparent + 3, pending_.trace_id, 32);
+    traceparent[35] = '-';
+    for (std::size_t i = 0; i < span.size(); ++i) {
+      traceparent[36 + 2 * i] = kHex[span[i] >> 4];
+      traceparent[37 + 2 * i] = kHex[span[i] & 15];
+    }
+    traceparent[52] = '-';
+    traceparent[53] = kHex[pending_.trace.flags >> 4];
+    traceparent[54] = kHex[pending_.trace.flags & 15];
+    f.traceparent = std::string_view(traceparent, sizeof traceparent);
+  }
   up_head_.clear();
   upstream::append_request_head(up_head_, h, f);
   std::uint64_t key_hash = 0;

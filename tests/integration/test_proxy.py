@@ -303,6 +303,27 @@ class HeadersTest(ProxyTestCase):
         self.assertEqual(tokens(self.o.requests()[-1].header_all("Via")), [VIA])
 
 
+    def test_traceparent_propagated_with_a_new_parent_id(self):
+        # W3C Trace Context §3.2: the caller's trace id and flags reach the origin; the parent id is this
+        # proxy's span, not the caller's. Without an incoming one, a new trace starts.
+        self.o.route("/t", Reply(200, b"t"))
+        incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        r = self.get(self.d, "/t", headers=[("traceparent", incoming)])
+        self.assertEqual(r.status, 200, r.describe())
+        sent = self.o.requests()[-1].header_all("traceparent")
+        self.assertEqual(len(sent), 1, sent)
+        m = re.fullmatch(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})", sent[0])
+        self.assertIsNotNone(m, sent)
+        self.assertEqual(m.group(1), "4bf92f3577b34da6a3ce929d0e0e4736")
+        self.assertNotEqual(m.group(2), "00f067aa0ba902b7")
+        self.assertEqual(m.group(3), "01")
+        self.get(self.d, "/t", headers=[("traceparent", "00-garbage")])
+        fresh = self.o.requests()[-1].header_all("traceparent")
+        self.assertEqual(len(fresh), 1, fresh)
+        self.assertRegex(fresh[0], r"^00-[0-9a-f]{32}-[0-9a-f]{16}-00$")
+        self.assertNotIn("garbage", fresh[0])
+
+
 # =============================================================================================== pooling ====
 
 class PoolingTest(ProxyTestCase):
