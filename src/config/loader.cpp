@@ -114,6 +114,8 @@ std::optional<std::string> read_address(Walker& w, const Field& field, Listener&
   rest.remove_prefix(1);
 
   std::array<unsigned char, 16> bytes{};
+  // inet_pton reads a C string: a NUL inside the quoted YAML value would end the check early.
+  if (has_control_char(host)) return bad("must not contain control characters");
   if (inet_pton(family, host.c_str(), bytes.data()) != 1) {
     return bad(quoted(host) + " is not a literal IP address (host names are not resolved)");
   }

@@ -454,6 +454,8 @@ INSTANTIATE_TEST_SUITE_P(
                   32, "\"1.2.3.256\"" + kNotLiteral},
         ErrorCase{"BadIPv6", "listeners: [{name: a, address: \"[::g]:80\"}]\n", "listeners[0].address", 1, 32,
                   "\"::g\"" + kNotLiteral},
+        ErrorCase{"NulInAddress", "listeners: [{name: a, address: \"127.0.0.1\\0x:80\"}]\n", "listeners[0].address",
+                  1, 32, "must not contain control characters"},
         ErrorCase{"IPv6WithoutBrackets", "listeners: [{name: a, address: \"::1:80\"}]\n", "listeners[0].address",
                   1, 32, "an IPv6 address needs brackets, e.g. \"[::1]:8080\""},
         ErrorCase{"IPv6Unclosed", "listeners: [{name: a, address: \"[::1:80\"}]\n", "listeners[0].address", 1,
