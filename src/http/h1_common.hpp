@@ -7,25 +7,12 @@
 #include <cstddef>
 #include <string_view>
 
+#include <virex/http/text.hpp>
+
 namespace virex::http::detail {
 
-// ASCII case-insensitive equality (field names and tokens, RFC 9110 §5.1).
-inline bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
-    if (x != y && (x | 0x20) != (y | 0x20)) return false;
-    if (x != y && !((x | 0x20) >= 'a' && (x | 0x20) <= 'z')) return false;
-  }
-  return true;
-}
-
-// Strips optional whitespace (RFC 9110 §5.6.3: SP / HTAB) from both ends.
-inline std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using http::iequals;
+inline std::string_view trim(std::string_view s) noexcept { return trim_ows(s); }
 
 // Header views per message live in a fixed array of this size; limits above it are capped to it.
 constexpr std::size_t kMaxHeaderArray = 128;

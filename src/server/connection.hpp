@@ -91,6 +91,9 @@ class Connection {
     else
       segments_.push_back({nullptr, from, scratch_.size() - from});
   }
+  // A body slice for the next gathered write, chunk-framed when `chunked`; and the last-chunk marker.
+  void add_body(std::string_view b, bool chunked);
+  void add_last_chunk();
   static constexpr std::size_t kCopyLimit = 4096;
   http::ConnectionHeader connection_header();
   void set_deadline(Phase p);

@@ -56,6 +56,25 @@ void append_hex(std::string& out, std::size_t n) {
 }
 }  // namespace
 
+void Connection::add_body(std::string_view b, bool chunked) {
+  if (!chunked) return add_static(b);
+  // RFC 9112 §7.1: chunk-size in hex, CRLF, data, CRLF.
+  const std::size_t from = scratch_.size();
+  append_hex(scratch_, b.size());
+  scratch_.append("\r\n");
+  add_scratch(from);
+  add_static(b);
+  const std::size_t tail = scratch_.size();
+  scratch_.append("\r\n");
+  add_scratch(tail);
+}
+
+void Connection::add_last_chunk() {
+  const std::size_t from = scratch_.size();
+  scratch_.append("0\r\n\r\n");
+  add_scratch(from);
+}
+
 struct Connection::Try {
   const pipeline::Cluster* cluster = nullptr;
   upstream::WorkerPool* pool = nullptr;
@@ -204,26 +223,11 @@ Awaitable<ProxyErrc> Connection::send_request(Try& t) {
       if (r.event == E::body) {
         const std::string_view b = parser_.body();
         pending_.bytes_in += b.size();
-        if (t.request_chunked) {
-          const std::size_t from = scratch_.size();
-          append_hex(scratch_, b.size());
-          scratch_.append("\r\n");
-          add_scratch(from);
-          add_static(b);
-          const std::size_t tail = scratch_.size();
-          scratch_.append("\r\n");
-          add_scratch(tail);
-        } else {
-          add_static(b);
-        }
+        add_body(b, t.request_chunked);
         continue;
       }
       if (r.event == E::complete) {
-        if (t.request_chunked) {
-          const std::size_t from = scratch_.size();
-          scratch_.append("0\r\n\r\n");
-          add_scratch(from);
-        }
+        if (t.request_chunked) add_last_chunk();
         done = true;
         break;
       }
@@ -349,26 +353,11 @@ Awaitable<ProxyErrc> Connection::relay_response(Try& t) {
       if (r.event == E::body) {
         const std::string_view b = p.body();
         t.body_bytes += b.size();
-        if (framing.chunked) {
-          const std::size_t from = scratch_.size();
-          append_hex(scratch_, b.size());
-          scratch_.append("\r\n");
-          add_scratch(from);
-          add_static(b);
-          const std::size_t tail = scratch_.size();
-          scratch_.append("\r\n");
-          add_scratch(tail);
-        } else {
-          add_static(b);
-        }
+        add_body(b, framing.chunked);
         continue;
       }
       if (r.event == E::complete) {
-        if (framing.chunked) {
-          const std::size_t from = scratch_.size();
-          scratch_.append("0\r\n\r\n");
-          add_scratch(from);
-        }
+        if (framing.chunked) add_last_chunk();
         done = true;
         break;
       }
@@ -413,11 +402,7 @@ Awaitable<ProxyErrc> Connection::relay_response(Try& t) {
       const auto r = p.feed_eof();
       if (r.event == http::H1ResponseParser::Event::complete) {
         done = true;
-        if (framing.chunked) {
-          const std::size_t from = scratch_.size();
-          scratch_.append("0\r\n\r\n");
-          add_scratch(from);
-        }
+        if (framing.chunked) add_last_chunk();
         continue;  // write the terminal chunk, if any
       }
       co_return ProxyErrc::http_response_incomplete;

@@ -2,6 +2,7 @@
 // three pick policies. Tables are built on the control thread and only read afterwards; pick() mutates only
 // the caller's PickState, so any worker may call it concurrently on a shared Balancer. Nothing allocates
 // after construction.
+#include <virex/http/text.hpp>
 #include <virex/upstream/balancer.hpp>
 
 #include <bit>
@@ -80,21 +81,8 @@ std::uint64_t hash_seeded(std::string_view key, std::uint64_t seed) noexcept {
 
 // ---- header parsing helpers ----------------------------------------------------------------------------
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
-    if (x == y) continue;
-    if ((x | 0x20) != (y | 0x20) || (x | 0x20) < 'a' || (x | 0x20) > 'z') return false;
-  }
-  return true;
-}
-
-std::string_view trim_ows(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using http::iequals;
+using http::trim_ows;
 
 // RFC 6265 §4.2.1: cookie-string = cookie-pair *( ";" SP cookie-pair ), cookie-pair = name "=" value, and a
 // value may be DQUOTEd (§4.1.1). Lenient as §5.4 suggests for user agents: optional whitespace around ';'

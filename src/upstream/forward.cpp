@@ -2,6 +2,7 @@
 // what the proxy adds (Host, X-Forwarded-*, Via, traceparent) and how each side's body is framed. Pure
 // functions over views of a parsed head, appending to the caller's string; any worker thread may call them.
 #include <virex/http/response.hpp>
+#include <virex/http/text.hpp>
 #include <virex/upstream/forward.hpp>
 
 #include <arpa/inet.h>
@@ -13,21 +14,8 @@
 namespace virex::upstream {
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
-    if (x == y) continue;
-    if ((x | 0x20) != (y | 0x20) || (x | 0x20) < 'a' || (x | 0x20) > 'z') return false;
-  }
-  return true;
-}
-
-std::string_view trim_ows(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using http::iequals;
+using http::trim_ows;
 
 // Calls f(token) for each element of a comma-separated list (RFC 9110 §5.6.1: OWS around commas, empty
 // elements ignored); stops early when f returns true, and returns whether it did.
