@@ -14,11 +14,12 @@
 # pooling decides the count; the origin never closes a connection itself.
 # Placement as proxy_compare.sh: the proxy (all its workers) on core 0, the origin and wrk on core 1.
 # Per line: load, proxy, workers, idle, rps, client requests, origin conns/reqs, reuse, virex metrics (virex-edge),
-# busiest worker's share of the workers' CPU (how unevenly the load landed), non-2xx / socket errors.
+# the proxy's connections open to the origin and the client and upstream connections per worker (epoll instance)
+# halfway through the run, non-2xx / socket errors.
 # Usage: bench/load/pool_reuse.sh [--secs N (10)] [--conns N (64)] [--rounds N (2)] [--workers N (2)]
 #          [--idle "4 32"] [--loads "steady churn"] [--only "virex-edge nginx"] [--no-shared]
 #          [--bin PATH (build/release/src/virex-edge)] [--lock FILE [--lock-wait SECS (1800)]]
-# Needs: nginx wrk curl taskset python3 (scripts/deps.sh bench).
+# Needs: nginx wrk curl taskset ss python3 (scripts/deps.sh bench).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SECS=10; CONNS=64; ROUNDS=2; WORKERS=2; IDLE="4 32"; LOADS="steady churn"; ONLY="virex-edge nginx"; SHARED=1
@@ -28,9 +29,9 @@ while [ $# -gt 0 ]; do case "$1" in
   --workers) WORKERS=$2; shift 2;; --idle) IDLE=$2; shift 2;; --loads) LOADS=$2; shift 2;;
   --only) ONLY=$2; shift 2;; --no-shared) SHARED=0; shift;; --bin) BIN=$2; shift 2;;
   --lock) LOCK=$2; shift 2;; --lock-wait) LOCKWAIT=$2; shift 2;;
-  -h|--help) sed -n '2,21p' "$0"; exit 0;;
+  -h|--help) sed -n '2,22p' "$0"; exit 0;;
   *) echo "unknown arg $1" >&2; exit 2;; esac; done
-for t in nginx wrk curl taskset python3; do command -v $t >/dev/null || { echo "missing tool: $t (scripts/deps.sh bench)" >&2; exit 2; }; done
+for t in nginx wrk curl taskset ss python3; do command -v $t >/dev/null || { echo "missing tool: $t (scripts/deps.sh bench)" >&2; exit 2; }; done
 [ "$(nproc)" -ge 2 ] || echo "warning: fewer than 2 cores; proxy and wrk share a core" >&2
 
 W=$(mktemp -d /tmp/virex-pool-reuse.XXXX); chmod 755 "$W"
@@ -71,10 +72,31 @@ virex_counters() { # admin port -> "requests connections reused" summed over the
     /^virex_upstream_requests_total/ {r += $NF} /^virex_upstream_connections_total/ {c += $NF}
     /^virex_upstream_connections_reused_total/ {u += $NF} END {print r+0, c+0, u+0}'
 }
-worker_ticks() { # root pid, kind -> "id ticks" per worker (virex-edge: threads; nginx: the master's children)
-  local p t
-  if [ "$2" = virex-edge ]; then for t in /proc/$1/task/*; do [ -r "$t/stat" ] && echo "${t##*/} $(awk '{print $14+$15}' "$t/stat")"; done
-  else for p in $(pgrep -P "$1"); do [ -r /proc/$p/stat ] && echo "$p $(awk '{print $14+$15}' /proc/$p/stat)"; done; fi
+sample_midrun() { # root pid -> "open clients upstream": the proxy's ESTABLISHED sockets to the origin, then the client
+  # and the upstream connections per worker ("a/b", largest first), one look halfway through the run (on core 1).
+  # A worker is an epoll instance (virex-edge: one io_context per worker thread; nginx: one per worker process);
+  # its sockets are the targets listed in /proc/PID/fdinfo/EPFD, matched by inode against `ss -e`.
+  local pids; pids=$(tree_pids "$1")
+  taskset -c 1 ss -Htne state established "( sport = :$PPORT )" > "$W/ss.cli"
+  taskset -c 1 ss -Htnep state established "( dport = :$OP )" > "$W/ss.up"
+  taskset -c 1 python3 - "$W/ss.cli" "$W/ss.up" "$WK" $pids <<'PY'
+import os, re, sys
+ino = lambda f: {int(m) for m in re.findall(r"ino:(\d+)", open(f).read())}
+cli, up, nw, pids = ino(sys.argv[1]), ino(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+open_up = sum(1 for l in open(sys.argv[2]) if re.search(r"pid=(%s)," % "|".join(pids), l))
+per = []
+for pid in pids:
+    try: fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError: continue
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:[eventpoll]": continue
+            t = {int(m, 16) for m in re.findall(r"^tfd:.*\bino:([0-9a-f]+)", open(f"/proc/{pid}/fdinfo/{fd}").read(), re.M)}
+        except OSError: continue
+        per.append((len(t & cli), len(t & up)))
+per = sorted(per, reverse=True)[:nw] or [(0, 0)]
+print(open_up, "/".join(str(c) for c, _ in per), "/".join(str(u) for _, u in sorted(per, key=lambda x: -x[1])))
+PY
 }
 lock() { # take the lock (bounded wait) when --lock was given
   [ -n "$LOCK" ] || return 0
@@ -159,23 +181,21 @@ measure() { # round load proxy workers idle -> one line; appends a result row to
   start_proxy "$s" "$w" "$n" || return 0
   wrk_load "$load" 1                                   # warm-up: fills the pools (not counted)
   sleep 0.5
-  worker_ticks "$PPID_" "$s" > "$W/t0"
   read -r a0 q0 < <(origin_counters); read -r vr0 vc0 vu0 < <(virex_counters "$APORT")
+  (sleep "$(awk -v s="$SECS" 'BEGIN {print s / 2}')"; WK=$w sample_midrun "$PPID_" > "$W/mid") &
+  local sampler=$!
   wrk_load "$load" "$SECS"
   read -r vr1 vc1 vu1 < <(virex_counters "$APORT"); read -r a1 q1 < <(origin_counters)
-  worker_ticks "$PPID_" "$s" > "$W/t1"
+  wait "$sampler"; local open wcli wup; read -r open wcli wup < "$W/mid"
   stop_proxy
-  # busiest worker's share of the CPU of the W busiest tasks (virex-edge: also a control thread, idle here)
-  local share; share=$(join "$W/t0" "$W/t1" 2>/dev/null | awk -v w="$w" '{print $3 - $2}' | sort -rn | head -n "$w" |
-                       awk '{t += $1; if ($1 > m) m = $1} END {printf "%.2f", (t ? m / t : 0)}')
   awk -v R="$r" -v L="$load" -v S="$s" -v Wk="$w" -v N="$n" -v conns=$((a1 - a0 - 1)) -v oreq=$((q1 - q0 - 1)) \
-      -v vr=$((vr1 - vr0)) -v vc=$((vc1 - vc0)) -v vu=$((vu1 - vu0)) -v share="$share" -v res="$W/res" '
+      -v vr=$((vr1 - vr0)) -v vc=$((vc1 - vc0)) -v vu=$((vu1 - vu0)) -v open="$open" -v wcli="$wcli" -v wup="$wup" -v res="$W/res" '
     /requests in/ {n=$1} /Requests\/sec/ {rps=$2} /Non-2xx/ {bad=$NF} /Socket errors/ {err=$0}
     END { reuse = (oreq > 0 ? 1 - conns / oreq : 0)
           vm = (S == "virex-edge") ? sprintf("virex: reqs=%d opened=%d reused=%d reuse=%.4f", vr, vc, vu, (vr ? 1 - vc / vr : 0)) : ""
-          printf "round %s %-6s %-10s workers=%s idle=%-3s rps=%-9s requests=%-7s origin: conns=%-6d reqs=%-7d reuse=%.4f %s busiest_worker_cpu=%s %s %s\n",
-                 R, L, S, Wk, N, rps, n, conns, oreq, reuse, vm, share, (bad ? "INVALID non2xx=" bad : ""), (err ? "INVALID " err : "")
-          if (!bad && n) printf "%s %s %s %s %.6f %d %d %s %s\n", L, S, Wk, N, reuse, conns, oreq, rps, share >> res }' "$W/wrk.out"
+          printf "round %s %-6s %-10s workers=%s idle=%-3s rps=%-9s requests=%-7s origin: conns=%-6d reqs=%-7d reuse=%.4f %s open_midrun=%s per_worker: clients=%s upstream=%s %s %s\n",
+                 R, L, S, Wk, N, rps, n, conns, oreq, reuse, vm, open, wcli, wup, (bad ? "INVALID non2xx=" bad : ""), (err ? "INVALID " err : "")
+          if (!bad && n) printf "%s %s %s %s %.6f %d %d %s %s %s %s\n", L, S, Wk, N, reuse, conns, oreq, rps, open, wcli, wup >> res }' "$W/wrk.out"
 }
 
 [ -n "$LOCK" ] && exec {LFD}>>"$LOCK"
@@ -193,14 +213,14 @@ awk -v order="$CONFIGS" -v loads="$LOADS" '
     for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
     return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
   { k = $1 SUBSEP $2 ":" $3 ":" $4; ru[k] = ru[k] " " $5; cn[k] = cn[k] " " $6; rq[k] = rq[k] " " $7
-    rps[k] = rps[k] " " $8; sh[k] = sh[k] " " $9; seen[k] = 1 }
+    rps[k] = rps[k] " " $8; op[k] = op[k] " " $9; sp[k] = sp[k] " " $10; su[k] = su[k] " " $11; seen[k] = 1 }
   END {
-    print "\n| load | proxy | workers | idle per worker | pool | rps | upstream reqs per run | conns opened per run | reuse (median) | busiest worker CPU share |"
-    print "|---|---|---|---|---|---|---|---|---|---|"
+    print "\n| load | proxy | workers | idle per worker | pool | rps | upstream reqs per run | conns opened per run | reuse (median) | open to origin mid-run | per worker mid-run: clients | per worker mid-run: upstream |"
+    print "|---|---|---|---|---|---|---|---|---|---|---|---|"
     nl = split(loads, L, " "); nc = split(order, C, " ")
     for (i = 1; i <= nl; i++) for (j = 1; j <= nc; j++) { k = L[i] SUBSEP C[j]; if (!(k in seen)) continue
       split(C[j], c, ":")
-      printf "| %s | %s | %s | %s | %s | %.0f | %s | %s | %.2f %% | %s |\n", L[i], c[1], c[2], c[3],
+      printf "| %s | %s | %s | %s | %s | %.0f | %s | %s | %.2f %% | %s | %s | %s |\n", L[i], c[1], c[2], c[3],
              (c[2] == 1 ? "one (shared stand-in)" : "per worker"), median(rps[k]), substr(rq[k], 2), substr(cn[k], 2),
-             100 * median(ru[k]), substr(sh[k], 2) } 
+             100 * median(ru[k]), substr(op[k], 2), substr(sp[k], 2), substr(su[k], 2) } 
     print "(reuse = 1 - conns opened / upstream requests, both from the origin'"'"'s stub_status over each run; per-run values space-separated, one per round)" }' "$W/res"

@@ -46,6 +46,7 @@ Connection::Connection(Worker& w, std::shared_ptr<ListenerState> l, Socket s)
 
 Connection::~Connection() {
   if (buf_ && cap_ == kInitialBuffer) worker_.release_buffer(std::move(buf_));
+  release_upstream_buffers();
   worker_.release_scratch(std::move(scratch_));
   listener_->open.add(-1);
   worker_.detach(self_);
@@ -97,6 +98,17 @@ void Connection::trim() {
   parser_.release_idle();
   std::string().swap(pending_.text);
   std::string().swap(pending_.allow);
+  release_upstream_buffers();
+}
+
+void Connection::release_upstream_buffers() {
+  // What a proxied request left: the upstream read buffer (pooled when it kept its size), the response codec
+  // (its header array) and the request head string.
+  if (up_buf_ && up_cap_ == kReadBufferSize) worker_.release_buffer(std::move(up_buf_));
+  up_buf_.reset();
+  up_cap_ = up_begin_ = up_end_ = 0;
+  up_parser_.reset();
+  std::string().swap(up_head_);
 }
 
 bool Connection::idle_between_requests() noexcept {

@@ -120,6 +120,7 @@ class Connection {
   const std::string& client_ip();
   bool idle_between_requests() noexcept;
   void trim();  // while waiting idle: return buffers and parser state to the worker's pools
+  void release_upstream_buffers();
 
   Worker& worker_;
   std::shared_ptr<ListenerState> listener_;
@@ -155,7 +156,6 @@ class Connection {
   std::chrono::steady_clock::time_point request_deadline_;
   upstream::UpstreamConn* upstream_ = nullptr;   // the connection in use (on_tick cancels it)
   std::string up_head_;                 // the request head for the upstream
-  std::string up_out_;                  // chunk framing and small pieces of a gathered write
   std::unique_ptr<char[]> up_buf_;      // upstream read buffer (kReadBufferSize, grows for a big head)
   std::size_t up_cap_ = 0, up_begin_ = 0, up_end_ = 0;
   std::unique_ptr<http::H1ResponseParser> up_parser_;

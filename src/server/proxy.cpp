@@ -326,6 +326,7 @@ Awaitable<ProxyErrc> Connection::read_response_head(Try& t) {
 // read. A body the client must get chunked (or close-delimited) is re-framed here.
 Awaitable<ProxyErrc> Connection::relay_response(Try& t) {
   http::H1ResponseParser& p = *up_parser_;
+  const bool close_before = close_after_write_;
   const http::ResponseHead& rh = p.head();
   t.status = rh.status;
   segments_.clear();
@@ -367,7 +368,10 @@ Awaitable<ProxyErrc> Connection::relay_response(Try& t) {
       }
       break;  // need_more
     }
-    if (err != ProxyErrc::none && !t.response_started) co_return err;  // nothing sent: the caller answers 502
+    if (err != ProxyErrc::none && !t.response_started) {
+      close_after_write_ = close_before;  // nothing sent: the caller answers 502 (and clears what was queued)
+      co_return err;
+    }
     if (!segments_.empty()) {
       iov_.clear();
       std::size_t n = 0;
@@ -455,11 +459,23 @@ Awaitable<void> Connection::tunnel(Try& t) {
 Awaitable<void> Connection::proxy() {
   proxy_pending_ = false;
   timed_out_ = Timeout::none;
+  // Whatever ends the exchange, a deadline it hit must not outlive it (linger, drain and the idle wait all
+  // look at timed_out_), and nothing it had queued (the upstream head, a response cut short before its first
+  // write) may reach the client ahead of an error response.
+  struct ExitGuard {
+    Connection& c;
+    ~ExitGuard() {
+      if (!c.abort_) c.timed_out_ = Timeout::none;
+      c.upstream_ = nullptr;
+    }
+  } exit_guard{*this};
   const pipeline::CompiledRoute& route = *pending_.route;
   const config::RouteUpstream& ru = *route.upstream;
   const pipeline::Cluster& cl = snapshot_->clusters[route.cluster];
   const config::Upstream& cfg = *cl.config;
-  upstream::WorkerPool& pool = worker_.upstream_pool(cl);
+  // Held for the whole exchange: a reload may drop the cluster while this request backs off between tries.
+  const std::shared_ptr<upstream::WorkerPool> pool_hold = worker_.upstream_pool(cl);
+  upstream::WorkerPool& pool = *pool_hold;
   upstream::ClusterState& st = *cl.state;
   const http::RequestHead& h = parser_.head();
   request_deadline_ = ru.request ? worker_.coarse_now() + *ru.request
@@ -546,8 +562,27 @@ Awaitable<void> Connection::proxy() {
     ~RequestSlot() { st.requests.fetch_sub(1, std::memory_order_relaxed); }
   } request_slot{st};
 
+  // Slots of shared counters are RAII: an exception or the coroutine's destruction at shutdown must not leak
+  // them (ClusterState outlives reloads).
+  struct RetrySlot {
+    upstream::ClusterState& st;
+    bool held = false;
+    ~RetrySlot() {
+      if (held) st.retries.fetch_sub(1, std::memory_order_relaxed);
+    }
+  } retry_slot{st};
+  // Requests in flight to the endpoint (least_request) until the response is relayed or the tunnel ends.
+  struct Active {
+    upstream::EndpointState* e = nullptr;
+    void set(upstream::EndpointState* n) {
+      if (e) e->active.fetch_sub(1, std::memory_order_relaxed);
+      e = n;
+      if (e) e->active.fetch_add(1, std::memory_order_relaxed);
+    }
+    ~Active() { set(nullptr); }
+  } active;
   std::uint64_t tried = 0;
-  bool retry_slot = false;
+  bool stale_retried = false;
   ProxyErrc err = ProxyErrc::none;
   std::string_view details;
   for (unsigned attempt = 0;; ++attempt) {
@@ -572,11 +607,7 @@ Awaitable<void> Connection::proxy() {
     t.endpoint = *pick;
     tried |= 1ULL << (t.endpoint % 64);
     upstream::EndpointState& ep = st.endpoint(t.endpoint);
-    ep.active.fetch_add(1, std::memory_order_relaxed);
-    struct Active {
-      upstream::EndpointState& e;
-      ~Active() { e.active.fetch_sub(1, std::memory_order_relaxed); }
-    } active{ep};
+    active.set(&ep);
 
     // ---- one try ----
     timed_out_ = Timeout::none;
@@ -592,8 +623,14 @@ Awaitable<void> Connection::proxy() {
       details = err == ProxyErrc::connection_limit_reached ? "max_connections" : "";
       break;
     }
+    // A pooled connection the upstream closed just as we sent: the request never reached a live peer and the
+    // endpoint is not to blame; a fresh connection gets one free try (one: an upstream that dies on this very
+    // request must not be hit again and again).
+    const bool stale = err == ProxyErrc::connection_terminated && t.reused && may_retry && !stale_retried;
     using O = upstream::ClusterState::Outcome;
-    if (err != ProxyErrc::none) {
+    if (stale) {
+      stale_retried = true;
+    } else if (err != ProxyErrc::none) {
       pool.series().errors[static_cast<std::size_t>(err)].inc();
       if (st.record(t.endpoint, O::failure, cfg.outlier, outcome_time)) pool.endpoint_series(t.endpoint).ejections.inc();
     } else {
@@ -606,15 +643,12 @@ Awaitable<void> Connection::proxy() {
     }
     const bool retry_status = err == ProxyErrc::none && !t.websocket &&
                               (t.status = up_parser_->head().status, t.status == 502 || t.status == 503 || t.status == 504);
-    // A pooled connection the upstream closed just as we sent: not the endpoint's fault, and the request never
-    // reached it; a fresh connection gets one free try.
-    const bool stale = err == ProxyErrc::connection_terminated && t.reused && may_retry;
     if (may_retry && (retryable(err) || retry_status) && (stale || attempt < cfg.retries.attempts)) {
-      if (!retry_slot && !stale) {
-        retry_slot = st.try_retry(cfg.retries);
-        if (!retry_slot) pool.series().budget_exhausted.inc();
+      if (!retry_slot.held && !stale) {
+        retry_slot.held = st.try_retry(cfg.retries);
+        if (!retry_slot.held) pool.series().budget_exhausted.inc();
       }
-      if (retry_slot || stale) {
+      if (retry_slot.held || stale) {
         upstream_ = nullptr;
         t.conn.reset();
         pool.series().retries.inc();
@@ -635,11 +669,15 @@ Awaitable<void> Connection::proxy() {
     }
     break;
   }
-  if (retry_slot) st.retries.fetch_sub(1, std::memory_order_relaxed);
+  if (retry_slot.held) {
+    st.retries.fetch_sub(1, std::memory_order_relaxed);
+    retry_slot.held = false;
+  }
 
   if (err == ProxyErrc::none && t.websocket && up_parser_->head().status == 101) {
     // Relay the 101, then tunnel. The connection ends with the tunnel.
     co_await relay_response(t);  // writes the 101 head (no body); releases nothing: keep the socket
+    request_deadline_ = std::chrono::steady_clock::time_point::max();  // a tunnel lives while traffic flows
     if (!t.client_gone) co_await tunnel(t);
     finish_request(101, t.bytes_out, t.body_bytes, {});
     upstream_ = nullptr;
@@ -653,6 +691,8 @@ Awaitable<void> Connection::proxy() {
     upstream_ = nullptr;
     t.conn.reset();
     if (err != ProxyErrc::none && !t.response_started) {
+      segments_.clear();  // the head relay_response had queued: the client gets the 502 instead
+      scratch_.clear();
       if (parser_.in_message()) pending_.keep_alive = false;
       queue_proxy_error(err, {});
       if (!parser_.in_message()) parser_.next();
@@ -674,9 +714,22 @@ Awaitable<void> Connection::proxy() {
   }
   upstream_ = nullptr;
   t.conn.reset();
+  segments_.clear();  // the upstream head and body slices send_request had queued
+  scratch_.clear();
   if (err == ProxyErrc::http_request_error) {
+    if (t.client_gone && timed_out_ == Timeout::proxy) {
+      // RFC 9110 §15.5.9: the body stalled. Say so before closing (the client may be reading).
+      pending_.keep_alive = false;
+      const std::size_t from = scratch_.size();
+      http::append_simple_response(scratch_, 408, worker_.date_line(), "request body timeout\n",
+                                   http::ConnectionHeader::close, false, trace_line_);
+      add_scratch(from);
+      close_after_write_ = true;
+      finish_request(408, scratch_.size() - from, 21, "client_body_timeout");
+      co_return;
+    }
     if (t.client_gone) {
-      finish_request(timed_out_ == Timeout::proxy ? 408 : 400, 0, 0, "client_body");
+      finish_request(400, 0, 0, "client_closed");
       abort_ = true;
       co_return;
     }

@@ -186,11 +186,11 @@ RouteSeries& Worker::route_series(ListenerState& l, const pipeline::Snapshot& s,
   return r;
 }
 
-upstream::WorkerPool& Worker::upstream_pool(const pipeline::Cluster& c) {
+std::shared_ptr<upstream::WorkerPool> Worker::upstream_pool(const pipeline::Cluster& c) {
   auto& slot = pools_[c.state.get()];
   if (!slot)
-    slot = std::make_unique<upstream::WorkerPool>(ioc_.get_executor(), c.state, *shared_.registry, shard_, id_ + 1);
-  return *slot;
+    slot = std::make_shared<upstream::WorkerPool>(ioc_.get_executor(), c.state, *shared_.registry, shard_, id_ + 1);
+  return slot;
 }
 
 void Worker::sweep_pools() {
@@ -202,7 +202,7 @@ void Worker::sweep_pools() {
     if (current) {
       it->second->sweep(now_, current->config->pool.idle_timeout);
       ++it;
-    } else if (it->second->in_use() == 0) {
+    } else if (it->second.use_count() == 1 && it->second->in_use() == 0) {
       it = pools_.erase(it);  // the cluster left the config and its last exchange has ended
     } else {
       it->second->sweep(now_, config::Duration::zero());

@@ -117,7 +117,8 @@ class Worker {
   }
 
   // This worker's pool for a cluster (created on first use; kept while the cluster state lives).
-  upstream::WorkerPool& upstream_pool(const pipeline::Cluster& c);
+  // An exchange holds the pointer while it runs, so a reload cannot free the pool under it.
+  std::shared_ptr<upstream::WorkerPool> upstream_pool(const pipeline::Cluster& c);
   // "1.1 <node name>" for Via headers (RFC 9110 §7.6.3); empty when proxy.via is off.
   std::string_view via() const noexcept { return via_; }
 
@@ -156,7 +157,7 @@ class Worker {
   static constexpr std::array<std::uint64_t, 1> kDiscardBounds{0};
   void hand_over_access_log();
   core::DateLine date_;
-  std::unordered_map<const upstream::ClusterState*, std::unique_ptr<upstream::WorkerPool>> pools_;
+  std::unordered_map<const upstream::ClusterState*, std::shared_ptr<upstream::WorkerPool>> pools_;
   std::string via_;
   std::chrono::steady_clock::time_point now_;
   bool draining_ = false;

@@ -82,6 +82,7 @@ std::unique_ptr<UpstreamConn> WorkerPool::take_idle(std::uint32_t e, Clock::time
     idle.pop_back();
     endpoints_[e].series.idle.add(-1);
     const Clock::time_point since = c->idle_since;
+    const bool moved = c->address_version != state_->endpoint(e).address_version.load(std::memory_order_relaxed);
     c->idle_since = {};
     ++in_use_;
     endpoints_[e].series.active.add(1);
@@ -90,6 +91,7 @@ std::unique_ptr<UpstreamConn> WorkerPool::take_idle(std::uint32_t e, Clock::time
     // keep-alive connections after seconds, not milliseconds: one idle for less than kPeekAfter is taken as is
     // (under load, that is nearly every one; the peek would be a syscall per request), and the rare loss is
     // covered by the stale-connection retry of idempotent requests.
+    if (moved) continue;  // DNS now points elsewhere: retire connections to the old address (closes here)
     if (now - since < kPeekAfter) return c;
     char byte;
     const ssize_t n = ::recv(c->socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -100,18 +102,17 @@ std::unique_ptr<UpstreamConn> WorkerPool::take_idle(std::uint32_t e, Clock::time
 }
 
 std::unique_ptr<UpstreamConn> WorkerPool::open(std::uint32_t e, std::uint32_t max_connections) {
-  if (!state_->try_acquire(state_->connections, max_connections)) return nullptr;
   auto c = std::make_unique<UpstreamConn>(*this, e);
+  endpoints_[e].series.active.add(1);  // balanced by ~UpstreamConn, whatever happens below
+  if (!state_->try_acquire(state_->connections, max_connections)) return nullptr;
   boost::system::error_code ec;
-  const auto& addr = endpoints_[e].address;
-  c->socket.open(addr.protocol(), ec);
+  c->socket.open(endpoints_[e].address.protocol(), ec);
   if (ec) {
-    state_->connections.fetch_sub(1, std::memory_order_relaxed);
-    endpoints_[e].series.active.add(1);  // balanced by the destructor
+    state_->connections.fetch_sub(1, std::memory_order_relaxed);  // the closed socket gives nothing back
     return nullptr;
   }
-  endpoints_[e].series.active.add(1);
   endpoints_[e].series.connections.inc();
+  c->address_version = endpoints_[e].address_version;
   return c;
 }
 

@@ -485,6 +485,36 @@ class ErrorsTest(ProxyTestCase):
         self.assert_proxy_error(self.get(d, "/bad2"), 502, "http_protocol_error")
         self.assertGreaterEqual(self.errors_counted(d, "http_protocol_error"), 1)
 
+    def test_bad_chunk_in_the_first_read_is_a_clean_502(self):
+        # The head and a malformed chunk arrive together: nothing of the 200 may reach the client before the
+        # 502, and the client connection stays usable (its framing is intact).
+        o = self.origin("a")
+        o.route("/badchunk", Raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nxx\r\n0\r\n\r\n"))
+        o.route("/ok", Reply(200, b"fine"))
+        d = self.proxy(cluster_yaml("web", [o.endpoint], **QUIET))
+        c = self.conn(d.public)
+        c.send(build_request("GET", "/badchunk"))
+        r = c.read_response()
+        self.assert_proxy_error(r, 502, "http_protocol_error")
+        c.send(build_request("GET", "/ok"))
+        r = c.read_response()
+        self.assertEqual((r.status, r.body), (200, b"fine"), r.describe())
+
+    def test_bad_request_body_never_echoes_the_upstream_head(self):
+        # A chunked upload whose chunk size is garbage: the client gets its 400 and nothing else — not the
+        # head built for the upstream (X-Forwarded-For, Via, traceparent) nor its own body echoed back.
+        o = self.origin("a")
+        o.route("/up", Upload(), method="POST")
+        d = self.proxy(cluster_yaml("web", [o.endpoint], **QUIET))
+        c = self.conn(d.public)
+        c.send(b"POST /up HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"4\r\nabcd\r\nzz\r\n")
+        raw = c.read_until_close()
+        self.assertTrue(raw.startswith(b"HTTP/1.1 400 "), raw[:200])
+        self.assertEqual(raw.count(b"HTTP/1.1"), 1, raw)
+        self.assertNotIn(b"X-Forwarded-For", raw)
+        self.assertNotIn(b"abcd", raw)
+
 
 # =============================================================================================== retries ====
 

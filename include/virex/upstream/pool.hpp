@@ -30,6 +30,7 @@ struct UpstreamConn {
   core::Socket socket;
   std::uint32_t endpoint;
   std::uint32_t requests = 0;        // requests sent on it so far
+  std::uint32_t address_version = 0; // of the endpoint's address when it connected (DNS changes retire it)
   Clock::time_point idle_since{};    // while pooled; zero while in use
 };
 
