@@ -12,6 +12,10 @@ add_compile_options(-Wall -Wextra -Wno-unused-parameter)
 # Asio/Beast: compiled once in virex_asio (separate compilation), never per translation unit.
 add_compile_definitions(BOOST_ASIO_SEPARATE_COMPILATION BOOST_BEAST_SEPARATE_COMPILATION
                         BOOST_ASIO_NO_DEPRECATED BOOST_ASIO_DISABLE_BOOST_COROUTINE)
+# Asio recycles handler and coroutine-frame memory per thread in a small cache (2 blocks per purpose by
+# default). A proxied request keeps more alive at once (the connection's frame, the exchange's, one stage's,
+# the operation's): with 2, callgrind showed ~4.6 aligned allocations per request; 8 keeps them recycled.
+add_compile_definitions(BOOST_ASIO_RECYCLING_ALLOCATOR_CACHE_SIZE=8)
 
 if(VIREX_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)

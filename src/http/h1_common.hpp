@@ -7,6 +7,10 @@
 #include <cstddef>
 #include <string_view>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <virex/http/text.hpp>
 
 namespace virex::http::detail {
@@ -31,6 +35,24 @@ struct HeadScan {
   enum class Fault { none, bad_chars, obs_fold, first_line_too_long, too_large } fault = Fault::none;
 };
 
+// The first index in [i, end) whose byte is ≤ CR (0x0D: NUL, TAB, LF, CR and the other low controls), or
+// `end`. With SSE2 (every x86-64), 16 bytes per step: a head is mostly printable, and the byte-at-a-time loop
+// was ~10 % of a proxied request's instructions (callgrind).
+inline std::size_t find_at_most_cr(const char* p, std::size_t i, std::size_t end) noexcept {
+#if defined(__SSE2__)
+  const __m128i cr = _mm_set1_epi8(0x0D);
+  while (i + 16 <= end) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    // Unsigned v <= 0x0D ⇔ min(v, 0x0D) == v (bytes ≥ 0x80, obs-text, are not flagged).
+    const unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, cr), v)));
+    if (mask) return i + static_cast<std::size_t>(__builtin_ctz(mask));
+    i += 16;
+  }
+#endif
+  while (i < end && static_cast<unsigned char>(p[i]) > '\r') ++i;
+  return i;
+}
+
 // `d` starts at the message's first byte. The start line may be at most `first_line_cap` bytes (CRLF
 // included) and the whole section at most `max_header_bytes`.
 inline HeadScan scan_head(std::string_view d, std::size_t max_header_bytes, std::size_t first_line_cap,
@@ -43,8 +65,9 @@ inline HeadScan scan_head(std::string_view d, std::size_t max_header_bytes, std:
   if (!st.first_line && i == st.line_start && i < d.size() && (p[i] == ' ' || p[i] == '\t'))
     return {HeadScan::error, 0, Fault::obs_fold};
   for (; i < limit; ++i) {
+    i = find_at_most_cr(p, i, limit);  // fast path: skip printable bytes 16 at a time
+    if (i >= limit) break;
     const unsigned char c = static_cast<unsigned char>(p[i]);
-    if (c > '\r') continue;  // fast path: everything printable and most bytes
     if (c == 0) return {HeadScan::error, 0, Fault::bad_chars};
     if (c == '\r') {
       if (i + 1 >= d.size()) break;  // look again once the next byte is here

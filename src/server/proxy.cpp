@@ -588,11 +588,10 @@ Awaitable<void> Connection::proxy() {
   for (unsigned attempt = 0;; ++attempt) {
     // ---- pick ----
     const auto now = std::chrono::steady_clock::now();
-    std::array<upstream::Candidate, 64> small;
-    std::vector<upstream::Candidate> large;
-    std::span<upstream::Candidate> cands;
-    if (st.size() <= small.size()) cands = std::span(small.data(), st.size());
-    else cands = large = std::vector<upstream::Candidate>(st.size());
+    // The worker's scratch vector, not an array in this frame: Asio recycles coroutine frames only up to
+    // ~1 KiB, and this one runs for every proxied request.
+    std::vector<upstream::Candidate>& cands = worker_.candidates();
+    cands.resize(st.size());
     for (std::size_t i = 0; i < st.size(); ++i) {
       const upstream::EndpointState& e = st.endpoint(i);
       cands[i].available = e.available(now);

@@ -121,6 +121,8 @@ class Worker {
   std::shared_ptr<upstream::WorkerPool> upstream_pool(const pipeline::Cluster& c);
   // "1.1 <node name>" for Via headers (RFC 9110 §7.6.3); empty when proxy.via is off.
   std::string_view via() const noexcept { return via_; }
+  // Scratch for endpoint selection (filled and consumed without suspending in between).
+  std::vector<upstream::Candidate>& candidates() noexcept { return candidates_; }
 
   std::unique_ptr<char[]> acquire_buffer();
   void release_buffer(std::unique_ptr<char[]> b);
@@ -159,6 +161,7 @@ class Worker {
   core::DateLine date_;
   std::unordered_map<const upstream::ClusterState*, std::shared_ptr<upstream::WorkerPool>> pools_;
   std::string via_;
+  std::vector<upstream::Candidate> candidates_;
   std::chrono::steady_clock::time_point now_;
   bool draining_ = false;
   std::function<void()> drained_;
