@@ -5,7 +5,8 @@ set -euo pipefail
 build=(cmake ninja-build ccache mold g++ pkg-config
        libboost1.81-all-dev libboost-json1.81-dev libboost-url1.81-dev
        libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libsystemd-dev
-       libgtest-dev libgmock-dev googletest libbenchmark-dev)
+       libgtest-dev libgmock-dev googletest libbenchmark-dev
+       libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc)
 test=(clang-14 libclang-rt-14-dev python3 curl wrk prometheus procps systemd chromium fonts-liberation
       nginx-light)
 bench=(nginx-light haproxy h2o wrk util-linux valgrind linux-perf)

@@ -27,6 +27,7 @@ constexpr std::size_t kMiB = 1024 * kKiB;
 constexpr std::array<std::string_view, 7> kLogLevels = {"trace", "debug",    "info", "warn",
                                                         "error", "critical", "off"};
 constexpr std::size_t kMaxMethods = 32;
+const std::string kExpectedCollector = "expected \"host:port\" of an OTLP/gRPC collector (e.g. \"127.0.0.1:4317\")";
 
 // ---- sections ----------------------------------------------------------------------------------------------
 
@@ -359,6 +360,58 @@ void read_routes(Walker& w, const Field& field, std::vector<Route>& routes, std:
   });
 }
 
+// A fraction in [0, 1] written as a decimal number ("0.01", "1", "5e-3").
+std::optional<double> read_ratio(Walker& w, const Field& field) {
+  double value = 0;
+  const std::string text = field.node.IsScalar() ? field.node.Scalar() : "";
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  // `!(0 <= value <= 1)` also refuses nan and inf, which from_chars accepts.
+  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || !(value >= 0 && value <= 1)) {
+    w.fail(field, "expected a number between 0 and 1 (e.g. 0.01)");
+    return std::nullopt;
+  }
+  return value;
+}
+
+void read_tracing(Walker& w, const Field& field, Tracing& tracing) {
+  w.map(field, {
+      {"otlp_endpoint",
+       [&](const Field& v) {
+         const auto text = w.string(v);
+         if (!text) return;
+         if (text->empty()) return tracing.otlp_endpoint.clear();  // export off
+         std::string canonical;
+         if (std::string why = parse_endpoint(*text, canonical); !why.empty()) {
+           // The endpoint parser's own "expected …" names upstream examples; its other reasons fit as they are.
+           if (why.starts_with("expected")) why = kExpectedCollector;
+           return w.fail(v, std::move(why));
+         }
+         tracing.otlp_endpoint = std::move(canonical);
+       }},
+      {"sample_ratio",
+       [&](const Field& v) {
+         if (const auto ratio = read_ratio(w, v)) tracing.sample_ratio = *ratio;
+       }},
+      {"slow_threshold", w.into(tracing.slow_threshold)},
+      {"service_name",
+       [&](const Field& v) {
+         const auto name = w.string(v);
+         if (!name) return;
+         if (name->empty()) return w.fail(v, "must not be empty");
+         if (name->size() > 255) return w.fail(v, "must be at most 255 bytes");
+         if (has_control_char(*name)) return w.fail(v, "must not contain control characters");
+         tracing.service_name = *name;
+       }},
+      {"response_header",
+       [&](const Field& v) {
+         const auto name = w.string(v);
+         if (!name) return;
+         if (!name->empty() && !is_token(*name)) return w.fail(v, "expected a header name (an RFC 9110 token)");
+         tracing.response_header = *name;
+       }},
+  });
+}
+
 void read_observability(Walker& w, const Field& field, Observability& observability) {
   AccessLog& log = observability.access_log;
   w.map(field, {
@@ -379,18 +432,7 @@ void read_observability(Walker& w, const Field& field, Observability& observabil
        [&](const Field& f) {
          if (const auto i = w.choice(f, kLogLevels)) observability.log_level = kLogLevels[*i];
        }},
-      {"tracing",
-       [&](const Field& f) {
-         w.map(f, {
-             {"response_header",
-              [&](const Field& v) {
-                const auto name = w.string(v);
-                if (!name) return;
-                if (!name->empty() && !is_token(*name)) return w.fail(v, "expected a header name (an RFC 9110 token)");
-                observability.tracing.response_header = *name;
-              }},
-         });
-       }},
+      {"tracing", [&](const Field& f) { read_tracing(w, f, observability.tracing); }},
   });
 }
 

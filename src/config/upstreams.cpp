@@ -453,4 +453,11 @@ void read_proxy(Walker& w, const Field& field, Proxy& proxy) {
   });
 }
 
+std::string parse_endpoint(std::string_view text, std::string& canonical) {
+  HostPort parsed;
+  std::string why = parse_host_port(text, true, parsed);
+  if (why.empty()) canonical = std::move(parsed.canonical);
+  return why;
+}
+
 }  // namespace virex::config::detail

@@ -8,6 +8,8 @@
 #include <virex/config/config.hpp>
 
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace virex::config::detail {
@@ -35,5 +37,10 @@ void resolve_route_upstreams(Walker& w, const std::vector<Field>& references, co
 
 // `proxy:` — trusted_proxies (addresses or CIDR ranges) and via.
 void read_proxy(Walker& w, const Field& field, Proxy& proxy);
+
+// "host:port" written as an upstream endpoint is (an IPv4 address, "[IPv6]" or a DNS name; the port required),
+// for other keys that name a remote service (observability.tracing.otlp_endpoint). Returns why `text` is
+// malformed, or "" with `canonical` set: the host lower-cased, IPv6 in inet_ntop form and bracketed.
+std::string parse_endpoint(std::string_view text, std::string& canonical);
 
 }  // namespace virex::config::detail

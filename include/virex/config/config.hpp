@@ -175,6 +175,17 @@ struct AccessLog {
 };
 
 struct Tracing {
+  // default "": export off. "host:port" of an OTLP/gRPC collector (e.g. "127.0.0.1:4317"): an IPv4 address,
+  // "[IPv6]" or a DNS name (resolved by gRPC's own threads, never a worker). Read at start-up.
+  std::string otlp_endpoint;
+  // default 0.01 (0..1): head sampling of traces without a sampled caller, decided from the trace id's random
+  // low bits, so every node picks the same traces. Reloadable.
+  double sample_ratio = 0.01;
+  // default 500ms (> 0): a request at least this slow is exported whatever the ratio (tail rule; so are
+  // errors: status >= 500). Reloadable.
+  Duration slow_threshold = std::chrono::milliseconds(500);
+  // default "virex-edge": the exported resource's service.name. Read at start-up.
+  std::string service_name = "virex-edge";
   // default "": none. A response header (e.g. X-Trace-Id) carrying the request's W3C trace id — the one of an
   // incoming valid `traceparent`, else a new random one; the same id is in the access log line.
   std::string response_header;

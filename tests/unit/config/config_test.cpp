@@ -52,6 +52,11 @@ TEST(Load, DefaultsWhenKeysAreAbsent) {
   EXPECT_EQ(config.observability.access_log.path, "");
   EXPECT_EQ(config.observability.access_log.format, AccessLogFormat::combined);
   EXPECT_EQ(config.observability.log_level, "info");
+  EXPECT_EQ(config.observability.tracing.otlp_endpoint, "");
+  EXPECT_EQ(config.observability.tracing.sample_ratio, 0.01);
+  EXPECT_EQ(config.observability.tracing.slow_threshold, milliseconds(500));
+  EXPECT_EQ(config.observability.tracing.service_name, "virex-edge");
+  EXPECT_EQ(config.observability.tracing.response_header, "");
 }
 
 TEST(Load, RouteDefaults) {
@@ -125,6 +130,12 @@ observability:
     path: /var/log/virex/access.log
     format: json
   log_level: debug
+  tracing:
+    otlp_endpoint: "127.0.0.1:4317"
+    sample_ratio: 0.25
+    slow_threshold: 2s
+    service_name: edge eu
+    response_header: X-Trace-Id
 )";
 
 TEST(Load, FullConfigRoundTrip) {
@@ -187,6 +198,27 @@ TEST(Load, FullConfigRoundTrip) {
   EXPECT_EQ(config.observability.access_log.path, "/var/log/virex/access.log");
   EXPECT_EQ(config.observability.access_log.format, AccessLogFormat::json);
   EXPECT_EQ(config.observability.log_level, "debug");
+  EXPECT_EQ(config.observability.tracing.otlp_endpoint, "127.0.0.1:4317");
+  EXPECT_EQ(config.observability.tracing.sample_ratio, 0.25);
+  EXPECT_EQ(config.observability.tracing.slow_threshold, seconds(2));
+  EXPECT_EQ(config.observability.tracing.service_name, "edge eu");
+  EXPECT_EQ(config.observability.tracing.response_header, "X-Trace-Id");
+}
+
+// otlp_endpoint is stored in one spelling (host lower-cased, IPv6 canonical and bracketed); "" turns export off.
+TEST(Load, TracingEndpointsAndRatios) {
+  const auto tracing = [](std::string_view body) {
+    return load_ok(std::string(kListener) + "observability: {tracing: " + std::string(body) + "}\n")
+        .observability.tracing;
+  };
+  EXPECT_EQ(tracing("{otlp_endpoint: \"[0:0::1]:4317\"}").otlp_endpoint, "[::1]:4317");
+  EXPECT_EQ(tracing("{otlp_endpoint: Collector.Internal:4317}").otlp_endpoint, "collector.internal:4317");
+  EXPECT_EQ(tracing("{otlp_endpoint: \"\"}").otlp_endpoint, "");
+  EXPECT_EQ(tracing("{sample_ratio: 0}").sample_ratio, 0.0);
+  EXPECT_EQ(tracing("{sample_ratio: 1}").sample_ratio, 1.0);
+  EXPECT_EQ(tracing("{sample_ratio: 5e-3}").sample_ratio, 0.005);
+  EXPECT_EQ(tracing("{sample_ratio: .5}").sample_ratio, 0.5);
+  EXPECT_EQ(tracing("{slow_threshold: 1d}").slow_threshold, std::chrono::hours(24));
 }
 
 TEST(Load, WorkersAuto) {
@@ -218,6 +250,11 @@ TEST(Load, ShippedReferenceConfigIsValid) {
   EXPECT_EQ(config.limits.drain_timeout, defaults.limits.drain_timeout);
   EXPECT_EQ(config.observability.access_log.path, defaults.observability.access_log.path);
   EXPECT_EQ(config.observability.log_level, defaults.observability.log_level);
+  EXPECT_EQ(config.observability.tracing.otlp_endpoint, defaults.observability.tracing.otlp_endpoint);
+  EXPECT_EQ(config.observability.tracing.sample_ratio, defaults.observability.tracing.sample_ratio);
+  EXPECT_EQ(config.observability.tracing.slow_threshold, defaults.observability.tracing.slow_threshold);
+  EXPECT_EQ(config.observability.tracing.service_name, defaults.observability.tracing.service_name);
+  EXPECT_EQ(config.observability.tracing.response_header, defaults.observability.tracing.response_header);
   EXPECT_FALSE(config.routes.empty());
   // Its cluster spells every setting out at its default (health_check is present, which turns it on).
   ASSERT_EQ(config.upstreams.size(), 1u);
@@ -616,6 +653,51 @@ INSTANTIATE_TEST_SUITE_P(
                   kLevels},
         ErrorCase{"LogLevelUpperCase", L("observability: {log_level: INFO}\n"), "observability.log_level", 2, 28,
                   kLevels}),
+    [](const auto& info) { return info.param.name; });
+
+// A row whose key sits on line 2 in `observability: {tracing: {KEY: VALUE}}`, the error pointing at VALUE.
+ErrorCase tracing_case(std::string name, std::string_view key, std::string_view value, std::string reason) {
+  const std::string prefix = "observability: {tracing: {" + std::string(key) + ": ";
+  return ErrorCase{std::move(name), L(prefix + std::string(value) + "}}\n"),
+                   "observability.tracing." + std::string(key), 2, static_cast<int>(prefix.size()) + 1,
+                   std::move(reason)};
+}
+
+const std::string kBadRatio = "expected a number between 0 and 1 (e.g. 0.01)";
+const std::string kBadCollector = "expected \"host:port\" of an OTLP/gRPC collector (e.g. \"127.0.0.1:4317\")";
+
+INSTANTIATE_TEST_SUITE_P(
+    Tracing, LoadError,
+    testing::Values(
+        ErrorCase{"NotAMapping", L("observability: {tracing: on}\n"), "observability.tracing", 2, 26,
+                  "expected a mapping"},
+        ErrorCase{"UnknownKey", L("observability: {tracing: {endpoint: x}}\n"), "observability.tracing.endpoint", 2,
+                  27, "unknown key"},
+        tracing_case("EndpointWithoutPort", "otlp_endpoint", "\"127.0.0.1\"", kBadCollector),
+        tracing_case("EndpointPortZero", "otlp_endpoint", "\"127.0.0.1:0\"", kPort),
+        tracing_case("EndpointPortTooHigh", "otlp_endpoint", "\"collector:65536\"", kPort),
+        tracing_case("EndpointBareIpv6", "otlp_endpoint", "\"::1:4317\"",
+                     "an IPv6 address needs brackets, e.g. \"[::1]:9000\""),
+        tracing_case("EndpointBadHost", "otlp_endpoint", "\"my collector:4317\"",
+                     "\"my collector\" is neither an IP address nor a host name"),
+        tracing_case("EndpointBadIpv4", "otlp_endpoint", "\"10.0.0.300:4317\"",
+                     "\"10.0.0.300\" is not a valid IPv4 address"),
+        tracing_case("EndpointList", "otlp_endpoint", "[a]", "expected a string"),
+        tracing_case("RatioAboveOne", "sample_ratio", "1.5", kBadRatio),
+        tracing_case("RatioNegative", "sample_ratio", "-0.1", kBadRatio),
+        tracing_case("RatioPercent", "sample_ratio", "1%", kBadRatio),
+        tracing_case("RatioNan", "sample_ratio", "nan", kBadRatio),
+        tracing_case("RatioInfinity", "sample_ratio", "inf", kBadRatio),
+        tracing_case("RatioEmpty", "sample_ratio", "\"\"", kBadRatio),
+        tracing_case("RatioList", "sample_ratio", "[0.1]", kBadRatio),
+        tracing_case("SlowThresholdZero", "slow_threshold", "0", "must be greater than 0"),
+        tracing_case("SlowThresholdNoUnit", "slow_threshold", "500", kBadDuration),
+        tracing_case("SlowThresholdTooLong", "slow_threshold", "2d", "must be at most 1d"),
+        tracing_case("ServiceNameEmpty", "service_name", "\"\"", "must not be empty"),
+        tracing_case("ServiceNameControl", "service_name", "\"a\\nb\"", "must not contain control characters"),
+        tracing_case("ServiceNameMap", "service_name", "{a: b}", "expected a string"),
+        tracing_case("ResponseHeaderNotToken", "response_header", "\"X Trace\"",
+                     "expected a header name (an RFC 9110 token)")),
     [](const auto& info) { return info.param.name; });
 
 // ---- upstreams, a route's upstream action, proxy ---------------------------------------------------------
