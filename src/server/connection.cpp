@@ -24,6 +24,22 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 constexpr auto token = asio::as_tuple(kUseAwaitable);
 
 enum Text { kMethod, kTarget, kHost, kReferer, kAgent, kEnd };
+
+// A span name's method part (OpenTelemetry: "_OTHER" for methods outside the known set).
+std::string_view http_method_name(http::Method m) noexcept {
+  switch (m) {
+    case http::Method::get: return "GET";
+    case http::Method::head: return "HEAD";
+    case http::Method::post: return "POST";
+    case http::Method::put: return "PUT";
+    case http::Method::delete_: return "DELETE";
+    case http::Method::connect: return "CONNECT";
+    case http::Method::options: return "OPTIONS";
+    case http::Method::trace: return "TRACE";
+    case http::Method::patch: return "PATCH";
+    default: return "_OTHER";
+  }
+}
 }  // namespace
 
 Connection::Connection(Worker& w, std::shared_ptr<ListenerState> l, Socket s)
@@ -371,11 +387,18 @@ void Connection::on_head() {
   p.has_trace = false;
   trace_line_.clear();
   const bool proxied = p.route && p.route->upstream;  // the upstream gets a traceparent (W3C §3.2)
-  if (!listener_->admin && (worker_.access_log_enabled() || !trace_header.empty() || proxied)) {
+  p.up_span.present = false;
+  if (!listener_->admin && (worker_.access_log_enabled() || !trace_header.empty() || proxied || worker_.tracing())) {
     const std::string_view tp = h.header("traceparent");
     const auto ctx = tp.empty() ? std::nullopt : observe::parse_traceparent(tp);
     p.trace = ctx ? *ctx : worker_.new_trace();
-    if (!ctx) p.trace.flags = 0;  // a trace we start is not sampled (no span export yet)
+    p.has_parent = ctx.has_value();
+    if (!ctx) p.trace.flags = 0;
+    p.head_sampled = worker_.tracing() && observe::head_sample(p.trace, p.has_parent, worker_.sampling());
+    if (worker_.tracing()) {
+      p.span_id = worker_.new_trace().parent_id;  // this request's own span
+      if (!p.wall.time_since_epoch().count()) p.wall = std::chrono::system_clock::now();
+    }
     observe::format_trace_id(p.trace, p.trace_id);
     p.has_trace = true;
     if (!trace_header.empty()) {
@@ -383,7 +406,7 @@ void Connection::on_head() {
     }
   }
   if (worker_.access_log_enabled()) {
-    p.wall = std::chrono::system_clock::now();
+    if (!p.wall.time_since_epoch().count()) p.wall = std::chrono::system_clock::now();
     p.text.clear();
     auto put = [&](int i, std::string_view v) {
       p.off[i] = static_cast<std::uint16_t>(std::min<std::size_t>(p.text.size(), UINT16_MAX));
@@ -463,10 +486,70 @@ void Connection::finish_request(unsigned status, std::size_t bytes_out, std::siz
   const auto duration = std::chrono::duration_cast<std::chrono::nanoseconds>(now - start);
   series.duration.observe(static_cast<std::uint64_t>(duration.count()));
   if (worker_.access_log_enabled()) log_access(status, bytes_out, body_bytes, error, duration);
+  if (worker_.tracing() && pending_.has_trace && !listener_->admin) export_spans(status, error, duration);
+  pending_.wall = {};
   pending_.start = {};
   pending_.text.clear();
   pending_.upstream = nullptr;
   pending_.upstream_time = std::chrono::nanoseconds(-1);
+}
+
+void Connection::export_spans(unsigned status, std::string_view error, std::chrono::nanoseconds duration) {
+  const Pending& p = pending_;
+  const bool failed = status >= 500 || !error.empty();
+  if (!observe::sample(p.trace, p.has_parent, status, failed, duration, worker_.sampling())) return;
+  std::vector<observe::Span>& spans = worker_.span_scratch();
+  spans.clear();
+  const auto start_ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(p.wall.time_since_epoch()).count());
+  auto text = [&](int i) -> std::string_view {
+    if (p.text.empty()) return {};
+    return std::string_view(p.text).substr(p.off[i], p.off[i + 1] - p.off[i]);
+  };
+  // The server span: the request as this node saw it (OpenTelemetry HTTP semantic conventions; the name is
+  // the method and the route, never the raw path).
+  observe::Span& s = spans.emplace_back();
+  s.trace_id = p.trace.trace_id;
+  s.span_id = p.span_id;
+  if (p.has_parent) s.parent_span_id = p.trace.parent_id;
+  const std::string_view route = p.route ? std::string_view(p.route->name) : std::string_view("none");
+  s.name.assign(http_method_name(p.method)).append(" ").append(route);
+  s.kind = observe::SpanKind::server;
+  s.start_unix_ns = start_ns;
+  s.end_unix_ns = start_ns + static_cast<std::uint64_t>(duration.count());
+  s.error = failed;
+  if (failed) s.status_message.assign(error.empty() ? std::string_view("server error") : error);
+  s.attributes.emplace_back("http.route", route);
+  s.attributes.emplace_back("server.listener", listener_->name);
+  if (!p.text.empty()) {
+    s.attributes.emplace_back("http.request.method", text(kMethod));
+    s.attributes.emplace_back("url.full", text(kTarget));
+    s.attributes.emplace_back("server.address", text(kHost));
+  }
+  s.int_attributes.emplace_back("http.response.status_code", status);
+  if (p.up_span.present) {
+    // The upstream exchange: a client span under the server span; its id is the parent the upstream saw.
+    const auto& u = p.up_span;
+    observe::Span& c = spans.emplace_back();
+    c.trace_id = p.trace.trace_id;
+    c.span_id = u.span_id;
+    c.parent_span_id = p.span_id;
+    c.name.assign("upstream ").append(u.cluster);
+    c.kind = observe::SpanKind::client;
+    c.start_unix_ns = u.start_ns;
+    // It ends with the relay, which is now (finish_request runs when the response has been handed over).
+    const auto end = u.end_ns ? u.end_ns
+                              : static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch()).count());
+    c.end_unix_ns = std::max(end, u.start_ns);
+    c.error = !u.error.empty() || u.status >= 500;
+    if (c.error) c.status_message.assign(u.error.empty() ? std::string_view("upstream 5xx") : u.error);
+    c.attributes.emplace_back("upstream.cluster", u.cluster);
+    if (!u.endpoint.empty()) c.attributes.emplace_back("server.address", u.endpoint);
+    if (u.status) c.int_attributes.emplace_back("http.response.status_code", u.status);
+    c.int_attributes.emplace_back("upstream.tries", u.tries);
+  }
+  worker_.export_spans(spans);
 }
 
 void Connection::log_access(unsigned status, std::size_t bytes_out, std::size_t body_bytes,

@@ -54,6 +54,17 @@ class Connection {
     std::string allow;
     bool has_trace = false;
     observe::TraceContext trace;  // incoming (parent id = the caller's span) or new
+    bool has_parent = false;      // a valid traceparent came with the request
+    bool head_sampled = false;    // the head sampling decision (the sampled flag sent upstream)
+    std::array<std::uint8_t, 8> span_id{};     // this request's server span (trace export)
+    struct UpstreamSpan {                      // the upstream exchange's client span, when there was one
+      bool present = false;
+      std::array<std::uint8_t, 8> span_id{};
+      std::uint64_t start_ns = 0, end_ns = 0;  // unix ns
+      unsigned status = 0;
+      std::string_view cluster, endpoint, error;
+      unsigned tries = 0;
+    } up_span;
     char trace_id[32] = {};  // W3C trace id (hex) when tracing output is on (access log, response header)
     const upstream::EndpointState* upstream = nullptr;  // the last endpoint tried (access log)
     std::chrono::nanoseconds upstream_time{-1};
@@ -74,6 +85,8 @@ class Connection {
   void finish_request(unsigned status, std::size_t bytes_out, std::size_t body_bytes, std::string_view error);
   void log_access(unsigned status, std::size_t bytes_out, std::size_t body_bytes, std::string_view error,
                   std::chrono::nanoseconds duration);
+  // Trace export: the request's spans, when the sampling rules keep it (head ratio, errors, slow requests).
+  void export_spans(unsigned status, std::string_view error, std::chrono::nanoseconds duration);
   // Small static pieces are copied so that a typical batch of responses is one contiguous buffer (one
   // iovec); large bodies are sent by reference from the snapshot.
   void add_static(std::string_view s) {

@@ -512,11 +512,21 @@ Awaitable<void> Connection::proxy() {
   f.host_override = cfg.host_header;
   f.via = worker_.via();
   f.websocket = t.websocket;
-  // W3C Trace Context §3.2: same trace id, this proxy's own span id as the parent, the caller's flags.
+  // W3C Trace Context §3.2: same trace id; as the parent, the id of this exchange's client span; sampled when
+  // the caller's trace is or this node's head sampling keeps it.
   char traceparent[55];
+  auto& up_span = pending_.up_span;
+  up_span = {};
+  up_span.present = true;
+  up_span.cluster = cfg.name;
+  up_span.start_ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                    std::chrono::system_clock::now().time_since_epoch()).count());
   if (pending_.has_trace) {
     static constexpr char kHex[] = "0123456789abcdef";
     const auto span = worker_.new_trace().parent_id;
+    up_span.span_id = span;
+    const std::uint8_t flags = static_cast<std::uint8_t>((pending_.trace.flags & ~1u) |
+                                                         (pending_.head_sampled || (pending_.trace.flags & 1) ? 1 : 0));
     std::memcpy(traceparent, "00-", 3);
     std::memcpy(traceparent + 3, pending_.trace_id, 32);
     traceparent[35] = '-';
@@ -525,8 +535,8 @@ Awaitable<void> Connection::proxy() {
       traceparent[37 + 2 * i] = kHex[span[i] & 15];
     }
     traceparent[52] = '-';
-    traceparent[53] = kHex[pending_.trace.flags >> 4];
-    traceparent[54] = kHex[pending_.trace.flags & 15];
+    traceparent[53] = kHex[flags >> 4];
+    traceparent[54] = kHex[flags & 15];
     f.traceparent = std::string_view(traceparent, sizeof traceparent);
   }
   up_head_.clear();
@@ -617,6 +627,10 @@ Awaitable<void> Connection::proxy() {
     if (err == ProxyErrc::none && up_parser_->head().status == 101 && !t.websocket) err = ProxyErrc::http_protocol_error;
     const auto outcome_time = std::chrono::steady_clock::now();
     pending_.upstream = &ep;
+    up_span.endpoint = ep.name;
+    ++up_span.tries;
+    up_span.error = err == ProxyErrc::none ? std::string_view{} : upstream::to_string(err);
+    up_span.status = err == ProxyErrc::none ? up_parser_->head().status : 0;
     if (err == ProxyErrc::http_request_error) break;  // the client's fault: no outcome for the endpoint
     if (err == ProxyErrc::connection_limit_reached || err == ProxyErrc::destination_unavailable) {
       details = err == ProxyErrc::connection_limit_reached ? "max_connections" : "";

@@ -12,6 +12,7 @@
 #include <virex/observe/metrics.hpp>
 #include <virex/pipeline/snapshot.hpp>
 #include <virex/upstream/monitor.hpp>
+#include <virex/observe/tracing.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -122,6 +123,7 @@ class Server {
   std::vector<std::thread> threads_;
   std::shared_ptr<const pipeline::Snapshot> current_;
   std::vector<std::shared_ptr<upstream::Monitor>> monitors_;
+  std::unique_ptr<observe::SpanExporter> exporter_;   // trace export; endpoint fixed at start-up
   std::shared_ptr<observe::AccessLog> access_log_;
   std::vector<std::shared_ptr<observe::AccessLog>> retired_logs_;  // until every worker has switched
   std::vector<systemd::InheritedSocket> inherited_;  // socket activation, until a listener claims one
@@ -229,7 +231,15 @@ int Server::run() {
   reload_failed_ =
       control.counter(registry_->counter("virex_config_reloads_total", "Configuration reloads.", {{"result", "failed"}}));
 
-  for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, Shared{registry_.get(), &ready_, &stopping_}));
+  if (!cfg.observability.tracing.otlp_endpoint.empty()) {
+    exporter_ = std::make_unique<observe::SpanExporter>(
+        observe::exporter_options(cfg.observability.tracing, node, cfg.node.region), *registry_);
+    spdlog::info("tracing: exporting sampled spans to {} (ratio {}, slow {} ms)", cfg.observability.tracing.otlp_endpoint,
+                 cfg.observability.tracing.sample_ratio,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(cfg.observability.tracing.slow_threshold).count());
+  }
+  for (unsigned i = 0; i < n; ++i)
+    workers_.push_back(std::make_unique<Worker>(i, Shared{registry_.get(), &ready_, &stopping_, exporter_.get()}));
 
   std::vector<std::vector<ListenerSocket>> sockets(n);
   inherited_ = systemd::listen_fds();
@@ -295,6 +305,7 @@ int Server::run() {
   ioc_.run();
   for (auto& t : threads_) t.join();
   if (access_log_) access_log_->flush();
+  if (exporter_) exporter_->shutdown(std::chrono::seconds(2));  // workers are gone: flush what they sent
   spdlog::info("virex-edge stopped");
   observe::shutdown_logging();
   return exit_code_;

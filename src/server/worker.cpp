@@ -223,6 +223,7 @@ void Worker::post_install(std::shared_ptr<const pipeline::Snapshot> snap, std::s
 bool Worker::install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared_ptr<observe::AccessLog> log,
                      std::vector<ListenerSocket> add, const std::vector<std::string>& remove) {
   snapshot_ = std::move(snap);
+  sampling_ = observe::sampling_policy(snapshot_->config.observability.tracing);
   via_.clear();
   if (snapshot_->config.proxy.via) {
     std::string node = snapshot_->config.node.name;

@@ -9,6 +9,7 @@
 #include <virex/observe/access_log.hpp>
 #include <virex/observe/metrics.hpp>
 #include <virex/observe/trace_context.hpp>
+#include <virex/observe/tracing.hpp>
 #include <virex/pipeline/snapshot.hpp>
 #include <virex/upstream/pool.hpp>
 
@@ -77,6 +78,7 @@ struct Shared {  // owned by the server; outlives every worker
   observe::Registry* registry = nullptr;
   std::atomic<bool>* ready = nullptr;
   std::atomic<bool>* stopping = nullptr;   // set by the control thread before STOPPING=1 and the drain posts
+  observe::SpanExporter* exporter = nullptr;  // null: trace export off (observability.tracing.otlp_endpoint "")
 };
 
 class Worker {
@@ -100,6 +102,11 @@ class Worker {
   const std::shared_ptr<const pipeline::Snapshot>& snapshot() const noexcept { return snapshot_; }
   bool access_log_enabled() const noexcept { return access_log_ != nullptr; }
   observe::TraceContext new_trace() noexcept { return trace_ids_.next(); }
+  bool tracing() const noexcept { return shared_.exporter != nullptr; }
+  const observe::SamplingPolicy& sampling() const noexcept { return sampling_; }
+  // Hands one request's sampled spans to the exporter (never waits); `spans` is left empty for reuse.
+  void export_spans(std::vector<observe::Span>& spans) noexcept { shared_.exporter->submit(std::move(spans)); }
+  std::vector<observe::Span>& span_scratch() noexcept { return spans_; }
   void log_access(const observe::AccessRecord& r) {
     if (const auto lost = access_log_->append(access_log_buffer_, r)) access_log_dropped_.inc(lost);
   }
@@ -161,6 +168,8 @@ class Worker {
   core::DateLine date_;
   std::unordered_map<const upstream::ClusterState*, std::shared_ptr<upstream::WorkerPool>> pools_;
   std::string via_;
+  observe::SamplingPolicy sampling_;
+  std::vector<observe::Span> spans_;
   std::vector<upstream::Candidate> candidates_;
   std::chrono::steady_clock::time_point now_;
   bool draining_ = false;
