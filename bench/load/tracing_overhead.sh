@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The cost of tracing on the hot path (issue 8): server CPU µs per request of a 1 KiB in-memory response
+# (a `respond` route: the closest thing to a cache hit until the edge cache lands) with tracing off, with OTLP
+# export at sample_ratio 0.01, and at 1.0 — three daemons in one run, alternated ROUNDS times. Method of
+# compare.sh: each daemon has one worker pinned to core 0; wrk (-t1 -cCONNS) and the OTLP receiver
+# (tests/tools/otlp_receiver, its JSON output discarded) share core 1. cpu_us/req = user+sys ticks of the
+# daemon (its exporter thread included) over the wrk run / requests completed.
+# Usage: bench/load/tracing_overhead.sh [--secs N (10)] [--conns N (64)] [--rounds N (3)] [--bin PATH]
+#          [--receiver PATH (build/release/tests/tools/otlp_receiver)]
+# Needs: wrk curl taskset; a release build of virex-edge and otlp_receiver.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+SECS=10; CONNS=64; ROUNDS=3; BIN=$ROOT/build/release/src/virex-edge; RX=$ROOT/build/release/tests/tools/otlp_receiver
+while [ $# -gt 0 ]; do case "$1" in
+  --secs) SECS=$2; shift 2;; --conns) CONNS=$2; shift 2;; --rounds) ROUNDS=$2; shift 2;;
+  --bin) BIN=$2; shift 2;; --receiver) RX=$2; shift 2;;
+  -h|--help) sed -n '2,10p' "$0"; exit 0;;
+  *) echo "unknown arg $1" >&2; exit 2;; esac; done
+for t in wrk curl taskset; do command -v $t >/dev/null || { echo "missing tool: $t" >&2; exit 2; }; done
+[ -x "$BIN" ] || { echo "not an executable: $BIN" >&2; exit 2; }
+[ -x "$RX" ] || { echo "not an executable: $RX" >&2; exit 2; }
+
+W=$(mktemp -d /tmp/virex-trace.XXXX)
+PIDS=""
+cleanup() {
+  for p in $PIDS; do kill "$p" 2>/dev/null; done
+  for p in $PIDS; do for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done; done
+  rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() {
+  local i
+  for i in $(seq 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/hit")" = 200 ] && return 0; sleep 0.1
+  done
+  echo "server on port $1 did not answer 200 within 10 s" >&2; return 1
+}
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+
+# The receiver: its first line is "PORT n"; the span lines go to /dev/null.
+taskset -c 1 "$RX" > "$W/rx.out" 2> "$W/rx.err" &
+RXPID=$!; PIDS="$PIDS $RXPID"
+for _ in $(seq 100); do grep -q '^PORT ' "$W/rx.out" 2>/dev/null && break; sleep 0.1; done
+RXPORT=$(awk '/^PORT /{print $2; exit}' "$W/rx.out")
+[ -n "$RXPORT" ] || { echo "otlp_receiver did not start" >&2; cat "$W/rx.err" >&2; exit 1; }
+
+BODY=$(head -c 1024 /dev/zero | tr '\0' 'x')
+start_edge() { # label tracing-yaml -> sets PORT_<label>, PID_<label>
+  local port; port=$(free_port)
+  cat > "$W/$1.yaml" <<Y
+node: {name: bench, region: local, workers: 1}
+limits: {idle_timeout: 300s}
+listeners: [{name: public, address: "127.0.0.1:$port"}]
+routes:
+  - {name: hit, match: {path: /hit}, respond: {headers: {Content-Type: application/octet-stream}, body: "$BODY"}}
+observability: {log_level: warn$2}
+Y
+  taskset -c 0 "$BIN" run --config "$W/$1.yaml" > "$W/$1.log" 2>&1 &
+  local pid=$!; PIDS="$PIDS $pid"
+  wait_http "$port" || { cat "$W/$1.log" >&2; exit 1; }
+  eval "PORT_$1=$port; PID_$1=$pid"
+}
+start_edge off ""
+start_edge r001 ", tracing: {otlp_endpoint: \"127.0.0.1:$RXPORT\", sample_ratio: 0.01}"
+start_edge r100 ", tracing: {otlp_endpoint: \"127.0.0.1:$RXPORT\", sample_ratio: 1.0}"
+
+run() { # label
+  local port pid c0 c1
+  eval "port=\$PORT_$1; pid=\$PID_$1"
+  c0=$(cpu_ticks "$pid")
+  taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$port/hit" > "$W/wrk.$1" 2>&1
+  c1=$(cpu_ticks "$pid")
+  awk -v L="$1" -v ticks=$((c1-c0)) -v hz="$(getconf CLK_TCK)" -v cpuf="$W/cpu" '
+    /requests in/ {n=$1} /Requests\/sec/ {rps=$2} /^ +99%/ {p99=$2}
+    END {cpu=(n? ticks*1e6/hz/n : 0); printf "%-5s rps=%-10s p99=%-8s cpu_us/req=%.2f\n", L, rps, p99, cpu
+         printf "%s %.4f\n", L, cpu >> cpuf}' "$W/wrk.$1"
+}
+echo "# $(date -u +%FT%TZ) commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) secs=$SECS conns=$CONNS rounds=$ROUNDS"
+for l in off r001 r100; do eval "taskset -c 1 wrk -t1 -c$CONNS -d1s http://127.0.0.1:\$PORT_$l/hit" > /dev/null 2>&1; done
+for r in $(seq "$ROUNDS"); do for l in off r001 r100; do run $l; done; done
+awk '{v[$1] = v[$1] " " $2}
+     function median(s,   a, n, i, j, t) { n = split(s, a, " ");
+       for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+       return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+     END { o = median(v["off"]); a = median(v["r001"]); b = median(v["r100"]);
+           printf "median cpu_us/req: off %.2f, 1%% %.2f (%+.1f%%), 100%% %.2f (%+.1f%%)\n", o, a, (a/o-1)*100, b, (b/o-1)*100 }' "$W/cpu"
