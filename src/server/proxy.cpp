@@ -93,6 +93,7 @@ struct Connection::Try {
   unsigned status = 0;
   std::uint64_t bytes_out = 0, body_bytes = 0;
   http::ParseError client_error = http::ParseError::none;
+  std::string_view details;       // which circuit-breaker limit refused a connection
   bool client_gone = false;       // the client closed or stalled while sending its body
 };
 
@@ -181,6 +182,7 @@ Awaitable<ProxyErrc> Connection::connect_upstream(Try& t) {
   if (!pool.address(t.endpoint, addr)) co_return ProxyErrc::destination_unavailable;
   if (!st.try_acquire(st.pending, cfg.limits.max_pending)) {
     pool.series().rejected[1].inc();
+    t.details = "max_pending";
     co_return ProxyErrc::connection_limit_reached;
   }
   struct PendingSlot {
@@ -190,6 +192,7 @@ Awaitable<ProxyErrc> Connection::connect_upstream(Try& t) {
   t.conn = pool.open(t.endpoint, cfg.limits.max_connections);
   if (!t.conn) {
     pool.series().rejected[0].inc();
+    t.details = "max_connections";
     co_return ProxyErrc::connection_limit_reached;
   }
   upstream_ = t.conn.get();
@@ -611,6 +614,7 @@ Awaitable<void> Connection::proxy() {
     if (!pick) {
       err = ProxyErrc::destination_unavailable;
       details = "no healthy endpoint";
+      pool.series().errors[static_cast<std::size_t>(err)].inc();
       break;
     }
     t.endpoint = *pick;
@@ -633,7 +637,8 @@ Awaitable<void> Connection::proxy() {
     up_span.status = err == ProxyErrc::none ? up_parser_->head().status : 0;
     if (err == ProxyErrc::http_request_error) break;  // the client's fault: no outcome for the endpoint
     if (err == ProxyErrc::connection_limit_reached || err == ProxyErrc::destination_unavailable) {
-      details = err == ProxyErrc::connection_limit_reached ? "max_connections" : "";
+      details = err == ProxyErrc::connection_limit_reached ? t.details : std::string_view("no address");
+      pool.series().errors[static_cast<std::size_t>(err)].inc();
       break;
     }
     // A pooled connection the upstream closed just as we sent: the request never reached a live peer and the
