@@ -65,6 +65,123 @@ void append_body_response(std::string& out, std::string_view content_type, std::
   if (!head_only) out += body;
 }
 
+// One upstream cluster's totals for /stats.json, summed from the virex_upstream_* series.
+struct UpstreamEndpointStats {
+  double requests = 0, healthy = 0, ejected = 0, active = 0, idle = 0;
+};
+struct UpstreamStats {
+  double requests = 0, responses = 0, responses_5xx = 0, errors = 0, reused = 0, opened = 0, retries = 0,
+         budget_exhausted = 0, rejected = 0;
+  std::vector<double> bounds, cumulative;  // response_duration_seconds
+  std::map<std::string, UpstreamEndpointStats, std::less<>> endpoints;
+};
+
+void add_upstream_sample(std::map<std::string, UpstreamStats, std::less<>>& clusters, const observe::SeriesSample& s) {
+  const observe::Labels& l = *s.labels;
+  const std::string_view f = s.family.substr(std::string_view("virex_upstream_").size());
+  const std::string_view name = label(l, "cluster");
+  auto it = clusters.find(name);
+  if (it == clusters.end()) it = clusters.emplace(std::string(name), UpstreamStats{}).first;
+  UpstreamStats& c = it->second;
+  const auto endpoint = [&]() -> UpstreamEndpointStats& {
+    const std::string_view e = label(l, "endpoint");
+    auto ei = c.endpoints.find(e);
+    if (ei == c.endpoints.end()) ei = c.endpoints.emplace(std::string(e), UpstreamEndpointStats{}).first;
+    return ei->second;
+  };
+  if (f == "requests_total") {
+    c.requests += s.value;
+    endpoint().requests += s.value;
+  } else if (f == "responses_total") {
+    c.responses += s.value;
+    if (label(l, "status_class") == "5xx") c.responses_5xx += s.value;
+  } else if (f == "errors_total") {
+    if (label(l, "error") != "http_request_error") c.errors += s.value;  // the client's fault, not the upstream's
+  } else if (f == "response_duration_seconds" && s.histogram) {
+    if (c.bounds.empty()) {
+      c.bounds.assign(s.bounds.begin(), s.bounds.end());
+      c.cumulative.assign(s.cumulative.size(), 0);
+    }
+    if (s.cumulative.size() == c.cumulative.size())
+      for (std::size_t i = 0; i < c.cumulative.size(); ++i) c.cumulative[i] += static_cast<double>(s.cumulative[i]);
+  } else if (f == "connections_reused_total") {
+    c.reused += s.value;
+  } else if (f == "connections_total") {
+    c.opened += s.value;
+  } else if (f == "retries_total") {
+    c.retries += s.value;
+  } else if (f == "retry_budget_exhausted_total") {
+    c.budget_exhausted += s.value;
+  } else if (f == "rejected_total") {
+    c.rejected += s.value;
+  } else if (f == "connections_active") {
+    endpoint().active += s.value;
+  } else if (f == "connections_idle") {
+    endpoint().idle += s.value;
+  } else if (f == "endpoint_healthy") {
+    endpoint().healthy += s.value;
+  } else if (f == "endpoint_ejected") {
+    endpoint().ejected += s.value;
+  }
+}
+
+void json_field(std::string& out, std::string_view key, double v) {
+  out += '"';
+  out += key;
+  out += "\":";
+  json_number(out, v);
+}
+
+void json_numbers(std::string& out, const std::vector<double>& v) {
+  out += '[';
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i) out += ',';
+    json_number(out, v[i]);
+  }
+  out += ']';
+}
+
+void append_upstreams(std::string& out, const std::map<std::string, UpstreamStats, std::less<>>& clusters) {
+  out += "\"upstreams\":[";
+  bool first = true;
+  for (const auto& [name, c] : clusters) {
+    if (!first) out += ',';
+    first = false;
+    out += "{\"cluster\":";
+    json_string(out, name);
+    const std::pair<std::string_view, double> totals[] = {
+        {"requests", c.requests}, {"responses", c.responses},   {"responses_5xx", c.responses_5xx},
+        {"errors", c.errors},     {"reused", c.reused},         {"connections_opened", c.opened},
+        {"retries", c.retries},   {"retry_budget_exhausted", c.budget_exhausted}, {"rejected", c.rejected}};
+    for (const auto& [k, v] : totals) {
+      out += ',';
+      json_field(out, k, v);
+    }
+    out += ",\"latency\":{\"bounds\":";
+    json_numbers(out, c.bounds);
+    out += ",\"cumulative\":";
+    json_numbers(out, c.cumulative);
+    out += "},\"endpoints\":[";
+    bool first_endpoint = true;
+    for (const auto& [ename, e] : c.endpoints) {
+      if (!first_endpoint) out += ',';
+      first_endpoint = false;
+      out += "{\"endpoint\":";
+      json_string(out, ename);
+      const std::pair<std::string_view, double> fields[] = {{"requests", e.requests}, {"healthy", e.healthy},
+                                                            {"ejected", e.ejected},   {"active", e.active},
+                                                            {"idle", e.idle}};
+      for (const auto& [k, v] : fields) {
+        out += ',';
+        json_field(out, k, v);
+      }
+      out += '}';
+    }
+    out += "]}";
+  }
+  out += ']';
+}
+
 }  // namespace
 
 std::string stats_json(const observe::Registry& registry, const std::vector<std::string>& admin_listeners) {
@@ -77,10 +194,15 @@ std::string stats_json(const observe::Registry& registry, const std::vector<std:
   std::map<std::string, std::pair<double, double>> routes;  // route → (requests, 5xx)
   std::vector<double> bounds;
   std::vector<double> cumulative;
+  std::map<std::string, UpstreamStats, std::less<>> upstreams;
   std::string version, node, region;
   registry.visit([&](const observe::SeriesSample& s) {
     const observe::Labels& l = *s.labels;
     const std::string_view f = s.family;
+    if (f.starts_with("virex_upstream_")) {
+      add_upstream_sample(upstreams, s);
+      return;
+    }
     if (f == "virex_build_info") {
       version = label(l, "version");
       node = label(l, "node");
@@ -170,7 +292,9 @@ std::string stats_json(const observe::Registry& registry, const std::vector<std:
     json_number(out, v.second);
     out += '}';
   }
-  out += "]}";
+  out += "],";
+  append_upstreams(out, upstreams);
+  out += '}';
   return out;
 }
 

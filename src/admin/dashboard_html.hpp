@@ -20,6 +20,8 @@ main{padding:14px 18px;display:grid;gap:12px;grid-template-columns:repeat(auto-f
 .card small{color:var(--dim)}.wide{grid-column:1/-1}canvas{width:100%;height:90px;display:block}
 table{width:100%;border-collapse:collapse;font-variant-numeric:tabular-nums}th,td{text-align:right;padding:4px 6px;border-bottom:1px solid #26303a}
 th:first-child,td:first-child{text-align:left}th{color:var(--dim);font-weight:500}.bad{color:var(--bad)}.ok{color:var(--ok)}
+.scroll{overflow-x:auto}td:first-child{overflow-wrap:anywhere}.scroll+small{display:block;margin-top:10px}
+@media (max-width:480px){main{padding:10px;gap:8px}table{font-size:13px}th,td{padding:3px 4px}}
 </style></head><body>
 <header><h1>Virex Edge</h1><span id="who">…</span><span id="state">connecting…</span></header>
 <main>
@@ -34,6 +36,10 @@ th:first-child,td:first-child{text-align:left}th{color:var(--dim);font-weight:50
 <div class="card wide"><small>requests / s, last 2 minutes</small><canvas id="spark" width="600" height="90"></canvas></div>
 <div class="card wide"><small>routes (rates over the last second)</small>
 <table><thead><tr><th>route</th><th>req/s</th><th>5xx/s</th><th>total</th></tr></thead><tbody id="routes"></tbody></table></div>
+<div class="card wide" id="upstreams" hidden><small>upstream clusters (last second; since start when idle)</small><div class="scroll">
+<table><thead><tr><th>cluster</th><th>req/s</th><th>errors</th><th>p99</th><th>healthy</th></tr></thead><tbody id="up-clusters"></tbody></table></div>
+<small>upstream endpoints</small><div class="scroll">
+<table><thead><tr><th>endpoint</th><th>state</th><th>req/s</th><th>active</th><th>idle</th></tr></thead><tbody id="up-endpoints"></tbody></table></div></div>
 </main>
 <script>
 "use strict";
@@ -60,6 +66,40 @@ function spark(){
   g.strokeStyle = "#4fb3ff"; g.lineWidth = 2; g.beginPath();
   history.forEach((v,i) => { const x = i*(w-2)/(120-1)+1, y = h-2-(h-4)*v/max; i ? g.lineTo(x,y) : g.moveTo(x,y); });
   g.stroke(); g.fillStyle = "#8b98a5"; g.font = "12px system-ui"; g.fillText(fmtNum(max)+"/s", 4, 12);
+}
+function row(body, cells){
+  const tr = document.createElement("tr");
+  for (const [v, cls] of cells) { const td = document.createElement("td"); td.textContent = v; if (cls) td.className = cls; tr.appendChild(td); }
+  body.appendChild(tr);
+}
+// Upstreams: per cluster tries/s, the share of tries failed (5xx or an RFC 9209 error) and p99 over the last
+// second (since start when no try ended in it); per endpoint its state and pooled connections.
+function renderUpstreams(s, dt){
+  const ups = s.upstreams || [];
+  $("upstreams").hidden = ups.length === 0;
+  const before = new Map(((prev && prev.upstreams) || []).map(u => [u.cluster, u]));
+  const cb = $("up-clusters"), eb = $("up-endpoints");
+  cb.textContent = ""; eb.textContent = "";
+  for (const u of ups) {
+    const p = before.get(u.cluster), pe = new Map(((p && p.endpoints) || []).map(e => [e.endpoint, e]));
+    let fails = u.responses_5xx + u.errors, ends = u.responses + u.errors, cum = u.latency.cumulative;
+    if (p && dt) {
+      const dends = ends - (p.responses + p.errors);
+      if (dends > 0) { fails -= p.responses_5xx + p.errors; ends = dends; }
+      const dcum = cum.map((v,i) => v - (p.latency.cumulative[i] || 0));
+      if (p.latency.cumulative.length === cum.length && dcum[dcum.length-1] > 0) cum = dcum;
+    }
+    const healthy = u.endpoints.filter(e => e.healthy > 0).length;
+    row(cb, [[u.cluster], [p && dt ? fmtNum((u.requests-p.requests)/dt) : "–"],
+             [ends > 0 ? (100*fails/ends).toFixed(2)+" %" : "0 %", fails > 0 ? "bad" : ""],
+             [fmtSec(quantile(0.99, u.latency.bounds, cum))],
+             [`${healthy}/${u.endpoints.length}`, healthy ? "ok" : "bad"]]);
+    for (const e of u.endpoints) {
+      const q = pe.get(e.endpoint), state = e.ejected > 0 ? "ejected" : e.healthy > 0 ? "up" : "down";
+      row(eb, [[`${u.cluster} · ${e.endpoint}`], [state, state === "up" ? "ok" : "bad"],
+               [q && dt ? fmtNum((e.requests-q.requests)/dt) : "–"], [fmtInt(e.active)], [fmtInt(e.idle)]]);
+    }
+  }
 }
 function render(s){
   $("who").textContent = `${s.node} · ${s.region} · v${s.version}`;
@@ -92,6 +132,7 @@ function render(s){
   $("p50").textContent = fmtSec(quantile(0.5, s.latency.bounds, cum));
   $("p99").textContent = fmtSec(quantile(0.99, s.latency.bounds, cum));
   $("p50").title = $("p99").title = scope;
+  renderUpstreams(s, prev ? Math.max(1e-3, (s.time_ms - prev.time_ms) / 1000) : null);
   spark(); prev = s;
 }
 async function poll(){

@@ -8,7 +8,8 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import DaemonTestCase, basic_config, http_get, require_tool
+from harness import DaemonTestCase, basic_config, http_get, require_tool, wait_until
+from origin import Origin, Reply
 from test_signals import hello
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -54,6 +55,52 @@ class DashboardTest(DaemonTestCase):
         os.makedirs(artifacts, exist_ok=True)
         shot = os.path.join(artifacts, "dashboard.png")
         cp = self.chromium("--window-size=1100,800", f"--screenshot={shot}", f"http://127.0.0.1:{d.admin}/dashboard")
+        self.assertTrue(os.path.getsize(shot) > 10_000, cp.stderr[-2000:])
+        d.stop()
+
+    def test_upstreams_section(self):
+        """A proxied route to a real origin (a) and a second endpoint failing its health checks (b): /stats.json
+        has the cluster's totals and histogram and each endpoint's state; the page renders both tables."""
+        a, b = Origin("a").start(), Origin("b").start()
+        self.addCleanup(a.close)
+        self.addCleanup(b.close)
+        a.route("/boom", Reply(500, b"broken\n"))
+        b.set_health(500)
+        d = self.daemon(basic_config("  - {name: api, match: {prefix: /}, upstream: web}\n", workers=1) +
+                        f'upstreams:\n  web: {{endpoints: ["{a.endpoint}", "{b.endpoint}"], '
+                        "health_check: {interval: 200ms, timeout: 200ms, healthy: 1, unhealthy: 2}}\n")
+
+        def web():
+            up = json.loads(http_get(d.admin, "/stats.json").body)["upstreams"]
+            self.assertEqual([u["cluster"] for u in up], ["web"])
+            return up[0], {e["endpoint"]: e for e in up[0]["endpoints"]}
+        wait_until(lambda: (lambda e: (e[a.endpoint]["healthy"], e[b.endpoint]["healthy"]) == (1, 0))(web()[1]),
+                   10, what="b unhealthy, a healthy")
+        for _ in range(5):
+            self.assertEqual(http_get(d.public, "/x").status, 200)
+        self.assertEqual(http_get(d.public, "/boom").status, 500)
+        up, ends = wait_until(lambda: (lambda w: w if w[1][a.endpoint]["idle"] == 1 else None)(web()), 10,
+                              what="a's connection back in the pool")
+        self.assertEqual((up["requests"], up["responses"], up["responses_5xx"], up["errors"]), (6, 6, 1, 0), up)
+        self.assertEqual((up["reused"], up["connections_opened"]), (5, 1), up)
+        self.assertEqual(up["latency"]["cumulative"][-1], 6, up)
+        self.assertEqual(ends[a.endpoint], {"endpoint": a.endpoint, "requests": 6, "healthy": 1, "ejected": 0,
+                                            "active": 0, "idle": 1})
+        self.assertEqual((ends[b.endpoint]["healthy"], ends[b.endpoint]["requests"]), (0, 0))
+
+        dom = self.chromium("--dump-dom", f"http://127.0.0.1:{d.admin}/dashboard").stdout
+        cells = r"<td[^>]*>([^<]*)</td>"
+        m = re.search(r"<tr><td>web</td>" + cells * 4 + "</tr>", dom)
+        self.assertTrue(m, dom[-3000:])
+        self.assertRegex(m.group(3), r"^[0-9.]+ (µs|ms|s)$", "p99 of web")
+        self.assertEqual(m.group(4), "1/2", "healthy endpoints of web")
+        self.assertRegex(dom, rf"<td>web · {a.endpoint}</td><td class=\"ok\">up</td>")
+        self.assertRegex(dom, rf"<td>web · {b.endpoint}</td><td class=\"bad\">down</td>")
+
+        artifacts = os.environ.get("VIREX_ARTIFACT_DIR") or d.dir
+        os.makedirs(artifacts, exist_ok=True)
+        shot = os.path.join(artifacts, "dashboard-upstreams-phone.png")   # a phone's width
+        cp = self.chromium("--window-size=390,1400", f"--screenshot={shot}", f"http://127.0.0.1:{d.admin}/dashboard")
         self.assertTrue(os.path.getsize(shot) > 10_000, cp.stderr[-2000:])
         d.stop()
 

@@ -27,7 +27,10 @@ struct Context {
 };
 
 // The dashboard's figures as JSON: totals since start (the page turns them into rates), request latency
-// buckets, per-route counts — for traffic on listeners not in `admin_listeners`.
+// buckets, per-route counts — for traffic on listeners not in `admin_listeners` — and `upstreams`: per
+// cluster its tries, responses (5xx), RFC 9209 errors, retries, breaker rejections, reused and opened
+// connections and response-time buckets; per endpoint its tries, health (1/0), ejection (1/0) and
+// active/idle connections.
 std::string stats_json(const observe::Registry& registry, const std::vector<std::string>& admin_listeners);
 
 // Appends the complete response for `e` to `out`; returns its status.
