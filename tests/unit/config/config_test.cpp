@@ -298,6 +298,26 @@ TEST(Load, ShippedReferenceConfigIsValid) {
   EXPECT_EQ(config.routes[0].upstream->cluster, "web");
   EXPECT_EQ(config.routes[0].upstream->add_prefix, "");
   EXPECT_FALSE(config.routes[0].upstream->first_byte.has_value());
+  // The cache sections spell out their defaults too.
+  EXPECT_EQ(config.cache.edge.max_bytes, defaults.cache.edge.max_bytes);
+  EXPECT_EQ(config.cache.edge.max_object_bytes, defaults.cache.edge.max_object_bytes);
+  EXPECT_EQ(config.cache.edge.shards, defaults.cache.edge.shards);
+  EXPECT_EQ(config.admin.token, defaults.admin.token);
+  EXPECT_EQ(config.admin.token_file, defaults.admin.token_file);
+  ASSERT_TRUE(config.routes[0].cache.has_value());
+  const RouteCache& cache = *config.routes[0].cache;
+  const RouteCache c;
+  EXPECT_EQ(cache.edge_ttl, c.edge_ttl);
+  EXPECT_EQ(cache.key.headers, c.key.headers);
+  EXPECT_EQ(cache.key.query, c.key.query);
+  EXPECT_EQ(cache.key.ignore_query, c.key.ignore_query);
+  EXPECT_EQ(cache.key.cookies, c.key.cookies);
+  EXPECT_EQ(cache.tags, c.tags);
+  EXPECT_EQ(cache.scope, c.scope);
+  EXPECT_EQ(cache.store_set_cookie, c.store_set_cookie);
+  EXPECT_EQ(cache.negative_ttl, c.negative_ttl);
+  EXPECT_EQ(cache.stale_while_revalidate, c.stale_while_revalidate);
+  EXPECT_EQ(cache.stale_if_error, c.stale_if_error);
 }
 
 TEST(Load, ShippedLocalConfigIsValid) {
