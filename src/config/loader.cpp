@@ -1,9 +1,11 @@
 // Turns YAML text into a validated config::Config, collecting every error with its key path and position.
 // A Walker (walker.hpp) owns the error list and the source name; each section reader gets a Field (a node, the
 // dotted key path that reached it and where it stood), so every message says where and what. The `upstreams:`,
-// `proxy:` and route `upstream:` readers live in upstreams.cpp. Main thread only; never throws.
+// `proxy:` and route `upstream:` readers live in upstreams.cpp; `cache:`, `admin:` and a route's `cache:` in
+// cache.cpp. Main thread only; never throws.
 #include <virex/config/loader.hpp>
 
+#include "cache.hpp"
 #include "upstreams.hpp"
 #include "walker.hpp"
 
@@ -329,6 +331,7 @@ void read_routes(Walker& w, const Field& field, std::vector<Route>& routes, std:
     bool has_respond = false;
     bool match_ok = true;  // no error inside match: rewrite.strip_prefix may be checked against its path
     RouteUpstreamKeys upstream;
+    std::optional<Field> cache;
     const bool is_map = w.map(item, {
         {"name",
          [&](const Field& f) {
@@ -351,12 +354,14 @@ void read_routes(Walker& w, const Field& field, std::vector<Route>& routes, std:
         {"upstream", [&](const Field& f) { upstream.upstream = f; }},
         {"rewrite", [&](const Field& f) { upstream.rewrite = f; }},
         {"timeouts", [&](const Field& f) { upstream.timeouts = f; }},
+        {"cache", [&](const Field& f) { cache = f; }},
     });
     if (!is_map) return;
     if (name_ok) names.check(w, name_field, route.name);
     if (has_respond && upstream.upstream) w.fail(*upstream.upstream, "respond and upstream are mutually exclusive");
     if (!has_respond && !upstream.upstream) w.fail(item, "a route needs an action (respond or upstream)");
     read_route_upstream(w, upstream, match_ok, route, upstream_references);
+    read_route_cache(w, cache, upstream.upstream.has_value(), match_ok, route);
   });
 }
 
@@ -493,6 +498,8 @@ void read_config(Walker& w, const Field& root, Config& config) {
       {"upstreams", [&](const Field& f) { read_upstreams(w, f, config.upstreams); }},
       {"proxy", [&](const Field& f) { read_proxy(w, f, config.proxy); }},
       {"observability", [&](const Field& f) { read_observability(w, f, config.observability); }},
+      {"cache", [&](const Field& f) { read_cache(w, f, config.cache); }},
+      {"admin", [&](const Field& f) { read_admin(w, f, config.admin); }},
   });
   if (!has_listeners) w.fail(root.at, "listeners", "at least one listener is required");
   resolve_route_upstreams(w, upstream_references, config.upstreams);  // upstreams may follow the routes

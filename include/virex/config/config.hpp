@@ -73,11 +73,43 @@ struct RouteUpstream {
   std::optional<Duration> request;     // default: the cluster's
 };
 
+// ---- edge cache: a route's `cache:` block -----------------------------------------------------------------
+
+enum class CacheScope { public_, private_ };
+
+// What a route adds to the cache key beyond method class (GET = HEAD), host and path (see cache/key.hpp).
+struct RouteCacheKey {
+  std::vector<std::string> headers;  // default none: request headers whose values vary the key; tokens, stored
+                                     //   lower-case, unique, at most 32; not Host (always in) nor Cookie (use cookies)
+  std::vector<std::string> query;    // default none = every parameter; else only these (exact names), at most 32
+  bool ignore_query = false;         // default false: true leaves the query out (exclusive with `query`)
+  std::vector<std::string> cookies;  // default none: cookies whose values vary the key; tokens, unique, at most 32
+};
+
+// `cache:` on a route with `upstream:` (only there). Durations are whole seconds.
+struct RouteCache {
+  // default none: origin lifetimes only, responses without one are not stored. Set (1s..1h; the tiers use
+  // 1s..60s): caps explicit lifetimes (s-maxage, max-age, Expires) and is the lifetime of responses without one.
+  std::optional<Duration> edge_ttl;
+  RouteCacheKey key;
+  // default none: purge tags given to every stored response (beside its Surrogate-Key / Cache-Tag ones), at most
+  // 32, unique. A template: `{name}` is replaced by the route's path capture of that name (it must exist in
+  // match.path); other characters are visible ASCII without spaces, commas or quotes. e.g. "customer:{customer_id}".
+  std::vector<std::string> tags;
+  CacheScope scope = CacheScope::public_;   // default public; private: nothing stored in the shared edge cache
+  bool store_set_cookie = false;            // default false: responses with Set-Cookie are not stored
+  Duration negative_ttl = std::chrono::seconds(10);          // default 10s (0..1h): 404/410 without a lifetime
+  Duration stale_while_revalidate = std::chrono::seconds(0);  // default 0s (0..1d): when the response gives none
+  Duration stale_if_error = std::chrono::seconds(0);          // default 0s (0..1d): when the response gives none
+  Location location;                                          // where `cache:` stood
+};
+
 struct Route {
   std::string name;        // default: "route<N>" (N = index); used as the metrics label
   RouteMatch match;
   Respond respond;         // the action when `upstream` is not set
   std::optional<RouteUpstream> upstream;   // `upstream:` action (exclusive with `respond:`)
+  std::optional<RouteCache> cache;         // default none: not cached; only with `upstream:`
   Location location;
 };
 
@@ -197,6 +229,29 @@ struct Observability {
   Tracing tracing;
 };
 
+// ---- edge cache (`cache:`) and the admin API (`admin:`) -----------------------------------------------------
+
+struct EdgeCache {
+  std::size_t max_bytes = 512 * 1024 * 1024;       // default 512MiB (>= 1MiB): all entries, headers + body + key
+                                                   //   + overhead. Read at start-up
+  std::size_t max_object_bytes = 8 * 1024 * 1024;  // default 8MiB (1KiB..max_bytes): larger responses not stored
+  unsigned shards = 0;                             // default 0 = auto (the store picks); else 1..1024. Start-up
+};
+
+struct Cache {
+  EdgeCache edge;
+};
+
+// Credentials of the admin API (`POST /cache/purge` on admin listeners, `Authorization: Bearer <token>`).
+// Default: neither set, and every purge request is refused with 401.
+struct Admin {
+  std::string token;                       // default "": `token:`, at least 16 characters of [A-Za-z0-9-._~+/] and
+                                           //   trailing "=" (RFC 6750 b64token)
+  std::optional<std::string> token_file;   // default none: `token_file:` (exclusive with token), read by the server
+                                           //   at start-up and reload; the same rules apply to its contents
+  Location token_file_location;            // where `token_file:` stood
+};
+
 struct Config {
   std::string source;      // the file it was loaded from
   Node node;
@@ -206,6 +261,8 @@ struct Config {
   std::vector<Upstream> upstreams;   // order of the YAML mapping
   Proxy proxy;
   Observability observability;
+  Cache cache;
+  Admin admin;
 };
 
 }  // namespace virex::config

@@ -33,5 +33,8 @@ LoadResult load(std::string_view yaml, std::string source);
 std::optional<Duration> parse_duration(std::string_view text);
 // "512", "16KiB", "512MiB", "1GiB", also "KB/MB/GB" (powers of 1000) → bytes; nullopt if malformed/overflow.
 std::optional<std::size_t> parse_size(std::string_view text);
+// Why `token` cannot be the admin token (`admin.token`, or the contents of `admin.token_file` once the server has
+// read it and dropped one trailing newline), or "" when it can: at least 16 characters, RFC 6750 b64token.
+std::string admin_token_error(std::string_view token);
 
 }  // namespace virex::config

@@ -298,6 +298,26 @@ TEST(Load, ShippedReferenceConfigIsValid) {
   EXPECT_EQ(config.routes[0].upstream->cluster, "web");
   EXPECT_EQ(config.routes[0].upstream->add_prefix, "");
   EXPECT_FALSE(config.routes[0].upstream->first_byte.has_value());
+  // The cache sections spell out their defaults too.
+  EXPECT_EQ(config.cache.edge.max_bytes, defaults.cache.edge.max_bytes);
+  EXPECT_EQ(config.cache.edge.max_object_bytes, defaults.cache.edge.max_object_bytes);
+  EXPECT_EQ(config.cache.edge.shards, defaults.cache.edge.shards);
+  EXPECT_EQ(config.admin.token, defaults.admin.token);
+  EXPECT_EQ(config.admin.token_file, defaults.admin.token_file);
+  ASSERT_TRUE(config.routes[0].cache.has_value());
+  const RouteCache& cache = *config.routes[0].cache;
+  const RouteCache c;
+  EXPECT_EQ(cache.edge_ttl, c.edge_ttl);
+  EXPECT_EQ(cache.key.headers, c.key.headers);
+  EXPECT_EQ(cache.key.query, c.key.query);
+  EXPECT_EQ(cache.key.ignore_query, c.key.ignore_query);
+  EXPECT_EQ(cache.key.cookies, c.key.cookies);
+  EXPECT_EQ(cache.tags, c.tags);
+  EXPECT_EQ(cache.scope, c.scope);
+  EXPECT_EQ(cache.store_set_cookie, c.store_set_cookie);
+  EXPECT_EQ(cache.negative_ttl, c.negative_ttl);
+  EXPECT_EQ(cache.stale_while_revalidate, c.stale_while_revalidate);
+  EXPECT_EQ(cache.stale_if_error, c.stale_if_error);
 }
 
 TEST(Load, ShippedLocalConfigIsValid) {
@@ -1237,5 +1257,248 @@ INSTANTIATE_TEST_SUITE_P(
                    "\"2001:db8::1/32\" has address bits set after its /32 prefix (did you mean \"2001:db8::/32\"?)"),
         proxy_case("EntryNotAString", "[a]", "proxy.trusted_proxies[0]", 27, "expected a string")),
     [](const auto& info) { return info.param.name; });
+
+// ---- edge cache, admin, a route's cache block ------------------------------------------------------------
+
+constexpr std::string_view kCache = R"(listeners: [{name: a, address: "127.0.0.1:80"}]
+upstreams: {web: {endpoints: ["127.0.0.1:9000"]}}
+cache:
+  edge: {max_bytes: 1GiB, max_object_bytes: 16MiB, shards: 64}
+admin:
+  token: "s3cr3t-t0ken_abc.~+/="
+routes:
+  - name: customers
+    match: {path: "/v1/customers/{customer_id:int64}/orders/{order}"}
+    upstream: web
+    cache:
+      edge_ttl: 60s
+      key:
+        headers: [Accept-Language, X-Tenant]
+        query: [page, sort]
+        cookies: [tier]
+      tags: ["customer:{customer_id}", "order:{customer_id}:{order}", static]
+      scope: private
+      store_set_cookie: true
+      negative_ttl: 0
+      stale_while_revalidate: 30s
+      stale_if_error: 1d
+  - name: assets
+    match: {prefix: /static/}
+    upstream: web
+    cache: {key: {ignore_query: true}}
+  - name: plain
+    upstream: web
+)";
+
+TEST(Load, CacheRoundTrip) {
+  const Config config = load_ok(kCache);
+  EXPECT_EQ(config.cache.edge.max_bytes, 1024u * 1024 * 1024);
+  EXPECT_EQ(config.cache.edge.max_object_bytes, 16u * 1024 * 1024);
+  EXPECT_EQ(config.cache.edge.shards, 64u);
+  EXPECT_EQ(config.admin.token, "s3cr3t-t0ken_abc.~+/=");
+  EXPECT_FALSE(config.admin.token_file.has_value());
+
+  ASSERT_EQ(config.routes.size(), 3u);
+  ASSERT_TRUE(config.routes[0].cache.has_value());
+  const RouteCache& c = *config.routes[0].cache;
+  EXPECT_EQ(c.location.line, 12);  // where the block's value starts
+  EXPECT_EQ(c.location.column, 7);
+  EXPECT_EQ(c.edge_ttl, seconds(60));
+  EXPECT_EQ(c.key.headers, (std::vector<std::string>{"accept-language", "x-tenant"}));
+  EXPECT_EQ(c.key.query, (std::vector<std::string>{"page", "sort"}));
+  EXPECT_FALSE(c.key.ignore_query);
+  EXPECT_EQ(c.key.cookies, (std::vector<std::string>{"tier"}));
+  EXPECT_EQ(c.tags, (std::vector<std::string>{"customer:{customer_id}", "order:{customer_id}:{order}", "static"}));
+  EXPECT_EQ(c.scope, CacheScope::private_);
+  EXPECT_TRUE(c.store_set_cookie);
+  EXPECT_EQ(c.negative_ttl, seconds(0));
+  EXPECT_EQ(c.stale_while_revalidate, seconds(30));
+  EXPECT_EQ(c.stale_if_error, std::chrono::hours(24));
+
+  ASSERT_TRUE(config.routes[1].cache.has_value());
+  const RouteCache& d = *config.routes[1].cache;  // only ignore_query set: every other field at its default
+  const RouteCache defaults;
+  EXPECT_TRUE(d.key.ignore_query);
+  EXPECT_FALSE(d.edge_ttl.has_value());
+  EXPECT_TRUE(d.key.headers.empty());
+  EXPECT_TRUE(d.key.query.empty());
+  EXPECT_TRUE(d.key.cookies.empty());
+  EXPECT_TRUE(d.tags.empty());
+  EXPECT_EQ(d.scope, CacheScope::public_);
+  EXPECT_FALSE(d.store_set_cookie);
+  EXPECT_EQ(d.negative_ttl, seconds(10));
+  EXPECT_EQ(d.negative_ttl, defaults.negative_ttl);
+  EXPECT_EQ(d.stale_while_revalidate, seconds(0));
+  EXPECT_EQ(d.stale_if_error, seconds(0));
+  EXPECT_FALSE(config.routes[2].cache.has_value());
+}
+
+TEST(Load, CacheAndAdminDefaults) {
+  const Config config = load_ok(L("cache:\nadmin:\nroutes: [{upstream: web, cache: {}}]\n"
+                                  "upstreams: {web: {endpoints: [\"10.0.0.1:80\"]}}\n"));
+  EXPECT_EQ(config.cache.edge.max_bytes, 512u * 1024 * 1024);
+  EXPECT_EQ(config.cache.edge.max_object_bytes, 8u * 1024 * 1024);
+  EXPECT_EQ(config.cache.edge.shards, 0u);
+  EXPECT_EQ(config.admin.token, "");
+  EXPECT_FALSE(config.admin.token_file.has_value());
+  ASSERT_TRUE(config.routes[0].cache.has_value());
+  EXPECT_FALSE(config.routes[0].cache->edge_ttl.has_value());
+  EXPECT_EQ(config.routes[0].cache->negative_ttl, seconds(10));
+}
+
+TEST(Load, CacheEdgeCases) {
+  const Config config = load_ok(L("cache: {edge: {shards: auto, max_bytes: 1MiB, max_object_bytes: 1MiB}}\n"
+                                  "admin: {token_file: /etc/virex-edge/admin.token}\n"
+                                  "upstreams: {web: {endpoints: [\"10.0.0.1:80\"]}}\n"
+                                  "routes:\n"
+                                  "  - {upstream: web, cache: {edge_ttl: 1h, negative_ttl: 1h, tags: [\"{x}y\"]},\n"
+                                  "     match: {path: \"/a/{x}\"}}\n"
+                                  "  - {upstream: web, cache: {edge_ttl: 1s, stale_if_error: 0s, key: {query: []}}}\n"));
+  EXPECT_EQ(config.cache.edge.shards, 0u);
+  EXPECT_EQ(config.cache.edge.max_bytes, 1024u * 1024);
+  ASSERT_TRUE(config.admin.token_file.has_value());
+  EXPECT_EQ(*config.admin.token_file, "/etc/virex-edge/admin.token");
+  EXPECT_EQ(config.admin.token_file_location.line, 3);
+  EXPECT_EQ(config.routes[0].cache->edge_ttl, std::chrono::hours(1));
+  EXPECT_EQ(config.routes[0].cache->tags, (std::vector<std::string>{"{x}y"}));
+  EXPECT_EQ(config.routes[1].cache->edge_ttl, seconds(1));
+}
+
+TEST(AdminToken, Rules) {
+  EXPECT_EQ(admin_token_error("0123456789abcdef"), "");
+  EXPECT_EQ(admin_token_error("AbC-._~+/0123456=="), "");
+  EXPECT_EQ(admin_token_error("0123456789abcde"), "must be at least 16 characters");
+  const std::string chars = "expected a bearer token: letters, digits and - . _ ~ + /, then optional \"=\" padding";
+  EXPECT_EQ(admin_token_error(""), chars);
+  EXPECT_EQ(admin_token_error("================"), chars);
+  EXPECT_EQ(admin_token_error("0123456789 abcdef"), chars);
+  EXPECT_EQ(admin_token_error("0123456789=abcdef"), chars);
+  EXPECT_EQ(admin_token_error("0123456789abcdef\n"), chars);
+}
+
+const std::string kWholeSeconds = "must be a whole number of seconds";
+const std::string kCacheDuration = "expected a duration such as 10s, 5m or 1h";
+const std::string kTagChars = "a tag is visible ASCII without spaces, commas, quotes or backslashes";
+
+// Rows with cluster web on line 2 and one route on line 3: `routes: [{upstream: web, cache: <cache>}]`; the
+// cache value starts at column 34.
+ErrorCase route_cache_case(std::string name, std::string_view cache, std::string key, int column, std::string reason) {
+  return ErrorCase{std::move(name),
+                   L("upstreams: {web: {endpoints: [\"10.0.0.1:80\"]}}\nroutes: [{upstream: web, cache: " +
+                     std::string(cache) + "}]\n"),
+                   std::move(key), 3, column, std::move(reason)};
+}
+
+// Rows whose route matches a template on line 3 and has `cache: {tags: [<tags>]}`; the first tag is at column 77.
+ErrorCase tag_case(std::string name, std::string_view tags, std::string key, int column, std::string reason) {
+  return ErrorCase{std::move(name),
+                   L("upstreams: {web: {endpoints: [\"10.0.0.1:80\"]}}\nroutes: [{match: {path: \"/c/{id}/{n:int64}\"}, "
+                     "upstream: web, cache: {tags: [" + std::string(tags) + "]}}]\n"),
+                   std::move(key), 3, column, std::move(reason)};
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cache, LoadError,
+    testing::Values(
+        ErrorCase{"CacheNotAMapping", L("cache: 1\n"), "cache", 2, 8, "expected a mapping"},
+        ErrorCase{"CacheUnknownKey", L("cache: {regional: {}}\n"), "cache.regional", 2, 9, "unknown key"},
+        ErrorCase{"EdgeUnknownKey", L("cache: {edge: {max_entries: 1}}\n"), "cache.edge.max_entries", 2, 16,
+                  "unknown key"},
+        ErrorCase{"MaxBytesTooSmall", L("cache: {edge: {max_bytes: 1KiB}}\n"), "cache.edge.max_bytes", 2, 27,
+                  "must be at least 1MiB"},
+        ErrorCase{"MaxBytesWord", L("cache: {edge: {max_bytes: lots}}\n"), "cache.edge.max_bytes", 2, 27, kBadSize},
+        ErrorCase{"MaxObjectTooSmall", L("cache: {edge: {max_object_bytes: 100}}\n"), "cache.edge.max_object_bytes",
+                  2, 34, "must be at least 1KiB"},
+        ErrorCase{"MaxObjectAboveMaxBytes", L("cache: {edge: {max_bytes: 4MiB, max_object_bytes: 5MiB}}\n"),
+                  "cache.edge.max_object_bytes", 2, 51, "must not exceed max_bytes (4194304)"},
+        ErrorCase{"MaxBytesBelowDefaultObject", L("cache: {edge: {max_bytes: 4MiB}}\n"), "cache.edge.max_bytes", 2,
+                  27, "must be at least max_object_bytes (8388608)"},
+        ErrorCase{"ShardsTooMany", L("cache: {edge: {shards: 1025}}\n"), "cache.edge.shards", 2, 24,
+                  "must be between 0 and 1024"},
+        ErrorCase{"ShardsWord", L("cache: {edge: {shards: many}}\n"), "cache.edge.shards", 2, 24,
+                  "expected an integer"},
+        ErrorCase{"AdminNotAMapping", L("admin: secret\n"), "admin", 2, 8, "expected a mapping"},
+        ErrorCase{"AdminUnknownKey", L("admin: {password: x}\n"), "admin.password", 2, 9, "unknown key"},
+        ErrorCase{"AdminTokenShort", L("admin: {token: short}\n"), "admin.token", 2, 16,
+                  "must be at least 16 characters"},
+        ErrorCase{"AdminTokenSpace", L("admin: {token: \"0123456789 abcdef\"}\n"), "admin.token", 2, 16,
+                  "expected a bearer token: letters, digits and - . _ ~ + /, then optional \"=\" padding"},
+        ErrorCase{"AdminTokenNotAString", L("admin: {token: [a]}\n"), "admin.token", 2, 16, "expected a string"},
+        ErrorCase{"AdminBoth", L("admin: {token: 0123456789abcdef, token_file: /t}\n"), "admin.token_file", 2, 46,
+                  "token and token_file are mutually exclusive"},
+        ErrorCase{"AdminTokenFileEmpty", L("admin: {token_file: \"\"}\n"), "admin.token_file", 2, 21,
+                  "must not be empty"}),
+    [](const auto& info) { return info.param.name; });
+
+INSTANTIATE_TEST_SUITE_P(
+    RouteCache, LoadError,
+    testing::Values(
+        ErrorCase{"WithoutUpstream", L("routes: [{respond: {}, cache: {edge_ttl: 5s}}]\n"), "routes[0].cache", 2, 31,
+                  "only allowed with upstream"},
+        route_cache_case("NotAMapping", "60s", "routes[0].cache", 33, "expected a mapping"),
+        route_cache_case("UnknownKey", "{ttl: 60s}", "routes[0].cache.ttl", 34, "unknown key"),
+        route_cache_case("EdgeTtlZero", "{edge_ttl: 0s}", "routes[0].cache.edge_ttl", 44, "must be between 1s and 1h"),
+        route_cache_case("EdgeTtlOverAnHour", "{edge_ttl: 61m}", "routes[0].cache.edge_ttl", 44,
+                         "must be between 1s and 1h"),
+        route_cache_case("EdgeTtlMilliseconds", "{edge_ttl: 1500ms}", "routes[0].cache.edge_ttl", 44, kWholeSeconds),
+        route_cache_case("EdgeTtlWord", "{edge_ttl: long}", "routes[0].cache.edge_ttl", 44, kCacheDuration),
+        route_cache_case("NegativeTtlOverAnHour", "{negative_ttl: 2h}", "routes[0].cache.negative_ttl", 48,
+                         "must be between 0s and 1h"),
+        route_cache_case("SwrOverADay", "{stale_while_revalidate: 25h}", "routes[0].cache.stale_while_revalidate",
+                         58, "must be between 0s and 1d"),
+        route_cache_case("SieFraction", "{stale_if_error: 100ms}", "routes[0].cache.stale_if_error", 50,
+                         kWholeSeconds),
+        route_cache_case("ScopeBad", "{scope: shared}", "routes[0].cache.scope", 41,
+                         "expected one of: public, private"),
+        route_cache_case("StoreSetCookieNotBool", "{store_set_cookie: 1}", "routes[0].cache.store_set_cookie", 52,
+                         "expected a boolean (true or false)"),
+        route_cache_case("KeyNotAMapping", "{key: [a]}", "routes[0].cache.key", 39, "expected a mapping"),
+        route_cache_case("KeyUnknown", "{key: {paths: []}}", "routes[0].cache.key.paths", 40, "unknown key"),
+        route_cache_case("KeyHeaderNotToken", "{key: {headers: [\"a b\"]}}", "routes[0].cache.key.headers[0]", 50,
+                         "expected a header name (an RFC 9110 token)"),
+        route_cache_case("KeyHeaderHost", "{key: {headers: [Host]}}", "routes[0].cache.key.headers[0]", 50,
+                         "the host is always part of the key"),
+        route_cache_case("KeyHeaderCookie", "{key: {headers: [cookie]}}", "routes[0].cache.key.headers[0]", 50,
+                         "list cookies under key.cookies"),
+        route_cache_case("KeyHeaderDuplicate", "{key: {headers: [X-A, x-a]}}", "routes[0].cache.key.headers[1]", 55,
+                         "duplicate \"x-a\" (names are case-insensitive)"),
+        route_cache_case("KeyQueryEmpty", "{key: {query: [\"\"]}}", "routes[0].cache.key.query[0]", 48,
+                         "must not be empty"),
+        route_cache_case("KeyQueryAmpersand", "{key: {query: [\"a&b\"]}}", "routes[0].cache.key.query[0]", 48,
+                         "a query parameter name has no \"&\", \"=\", \"#\", \"?\", spaces or control characters"),
+        route_cache_case("KeyQueryDuplicate", "{key: {query: [a, a]}}", "routes[0].cache.key.query[1]", 51,
+                         "duplicate \"a\""),
+        route_cache_case("KeyQueryAndIgnore", "{key: {query: [a], ignore_query: true}}",
+                         "routes[0].cache.key.ignore_query", 66,
+                         "ignore_query: true leaves out the query that key.query selects from"),
+        route_cache_case("KeyIgnoreNotBool", "{key: {ignore_query: yes}}", "routes[0].cache.key.ignore_query", 54,
+                         "expected a boolean (true or false)"),
+        route_cache_case("KeyCookieNotToken", "{key: {cookies: [\"a=b\"]}}", "routes[0].cache.key.cookies[0]", 50,
+                         "expected a cookie name (an RFC 9110 token)"),
+        route_cache_case("KeyCookieDuplicateCaseSensitive", "{key: {cookies: [a, A, a]}}",
+                         "routes[0].cache.key.cookies[2]", 56, "duplicate \"a\""),
+        route_cache_case("TagsNotASequence", "{tags: static}", "routes[0].cache.tags", 40, "expected a sequence"),
+        route_cache_case("TagCaptureOnPrefixRoute", "{tags: [\"c:{id}\"]}", "routes[0].cache.tags[0]", 41,
+                         "{id} is not a capture of the route's path /"),
+        tag_case("UnknownCapture", "\"c:{customer}\"", "routes[0].cache.tags[0]", 77,
+                 "{customer} is not a capture of the route's path /c/{id}/{n:int64}"),
+        tag_case("TypeInTag", "\"c:{n:int64}\"", "routes[0].cache.tags[0]", 77,
+                 "bad capture name \"n:int64\" (expected [a-z_][a-z0-9_]*)"),
+        tag_case("Unclosed", "\"c:{id\"", "routes[0].cache.tags[0]", 77, "unbalanced braces in tag template"),
+        tag_case("Nested", "\"{{id}}\"", "routes[0].cache.tags[0]", 77, "unbalanced braces in tag template"),
+        tag_case("StrayClose", "\"c}\"", "routes[0].cache.tags[0]", 77, "unbalanced braces in tag template"),
+        tag_case("Space", "\"a b\"", "routes[0].cache.tags[0]", 77, kTagChars),
+        tag_case("Comma", "\"a,b\"", "routes[0].cache.tags[0]", 77, kTagChars),
+        tag_case("Empty", "\"\"", "routes[0].cache.tags[0]", 77, "must not be empty"),
+        tag_case("TooLong", "\"" + std::string(129, 'x') + "\"", "routes[0].cache.tags[0]", 77,
+                 "must be at most 128 bytes"),
+        tag_case("Duplicate", "\"c:{id}\", \"c:{id}\"", "routes[0].cache.tags[1]", 87, "duplicate tag \"c:{id}\""),
+        // A bad match is reported once; its captures are not checked against.
+        ErrorCase{"BadMatchIsReportedOnce",
+                  L("upstreams: {web: {endpoints: [\"10.0.0.1:80\"]}}\n"
+                    "routes: [{match: {path: \"/c/{id\"}, upstream: web, cache: {tags: [\"{x}\"]}}]\n"),
+                  "routes[0].match.path", 3, 25, "unbalanced braces in path template"}),
+    [](const auto& info) { return info.param.name; });
+
 }  // namespace
 }  // namespace virex::config
