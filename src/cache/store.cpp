@@ -504,7 +504,7 @@ Store::Store(Options options) : impl_(std::make_unique<Impl>()) {
   impl_->shard_bits = static_cast<unsigned>(std::countr_zero(n));
   impl_->shard_capacity = options.max_bytes / n;
   impl_->shards = std::make_unique<Shard[]>(n);
-  const bool shared = options.policy == Policy::s3fifo && options.locking != Locking::mutex;
+  const bool shared = options.locking == Locking::shared;   // automatic = mutex (measured)
   for (unsigned i = 0; i < n; ++i) {
     impl_->shards[i].policy = detail::make_policy(options.policy, impl_->shard_capacity);
     impl_->shards[i].shared_reads = shared && impl_->shards[i].policy->shared_hits();

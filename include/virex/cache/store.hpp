@@ -1,7 +1,7 @@
 // The edge cache's in-process object store: one instance per process, shared by every worker thread, sharded
 // by key hash (each shard its own lock, no global lock), bounded exactly in bytes, with a byte-aware
-// admission/eviction policy (S3-FIFO by default; W-TinyLFU and LRU for comparison — bench/RESULTS.md, "Edge
-// cache eviction policy"). Entries are immutable once inserted and handed out as shared_ptr<const Entry>: a
+// admission/eviction policy (W-TinyLFU by default, the measured winner on byte hit ratio; S3-FIFO and LRU kept
+// for comparison — bench/RESULTS.md, "Edge cache eviction policy"). Entries are immutable once inserted and handed out as shared_ptr<const Entry>: a
 // worker keeps the entry it is writing to a socket alive even if the store evicts or purges it meanwhile.
 // Every method is thread-safe and never blocks for longer than one shard's critical section (purges and
 // clear() take the shards one after the other).
@@ -64,10 +64,11 @@ enum class Policy : std::uint8_t {
   lru,       // plain LRU, the baseline
 };
 
-// How each shard is locked. A hit under S3-FIFO only bumps an atomic 2-bit counter, so lookups can share the
-// lock; LRU and W-TinyLFU move the entry on every hit and always lock exclusively.
+// How each shard is locked. A hit under S3-FIFO only bumps an atomic 2-bit counter, so lookups could share the
+// lock; LRU and W-TinyLFU move the entry (and feed the sketch) on every lookup and always lock exclusively.
+// Measured (bench/RESULTS.md): shared reads gave S3-FIFO no gain over a plain mutex at 1–8 threads.
 enum class Locking : std::uint8_t {
-  automatic,  // the measured winner (bench/RESULTS.md): reader-writer for s3fifo, mutex otherwise
+  automatic,  // the measured winner: std::mutex
   mutex,      // std::mutex for everything
   shared,     // std::shared_mutex, lookups shared (s3fifo only; the others fall back to exclusive locking)
 };
@@ -77,7 +78,7 @@ struct StoreOptions {
   std::size_t max_object_bytes = 8u << 20;   // larger entries are rejected (cache.edge.max_object_bytes)
   unsigned shards = 0;                       // 0 = auto: next power of two ≥ 4 × hardware threads; rounded up
                                              // to a power of two otherwise. Each shard owns max_bytes/shards.
-  Policy policy = Policy::s3fifo;            // default = the measured winner (bench/RESULTS.md)
+  Policy policy = Policy::wtinylfu;          // default = the measured winner (bench/RESULTS.md)
   Locking locking = Locking::automatic;
 };
 

@@ -310,7 +310,9 @@ TEST(Store, FrequentKeySurvivesAScanExceptUnderLru) {
   for (Policy p : {Policy::s3fifo, Policy::wtinylfu}) {   // with a read of /hot every 50 inserts
     Store st(opts(256 << 10, 1, p));
     for (int i = 0; i < 20; ++i) {
-      if (!get(st, "/hot")) ASSERT_TRUE(put(st, {.key = "/hot", .body = 2000}));
+      if (!get(st, "/hot")) {
+        ASSERT_TRUE(put(st, {.key = "/hot", .body = 2000}));
+      }
     }
     for (int i = 0; i < 2000; ++i) {
       const std::string k = "/scan/" + std::to_string(i);
@@ -323,13 +325,17 @@ TEST(Store, FrequentKeySurvivesAScanExceptUnderLru) {
   // Without further reads: LRU loses it, S3-FIFO keeps it (promoted to main with frequency 3).
   Store lru(opts(256 << 10, 1, Policy::lru));
   for (int i = 0; i < 20; ++i) {
-    if (!get(lru, "/hot")) ASSERT_TRUE(put(lru, {.key = "/hot", .body = 2000}));
+    if (!get(lru, "/hot")) {
+      ASSERT_TRUE(put(lru, {.key = "/hot", .body = 2000}));
+    }
   }
   for (int i = 0; i < 2000; ++i) (void)put(lru, {.key = "/scan/" + std::to_string(i), .body = 2000});
   EXPECT_EQ(get(lru, "/hot"), nullptr);
   Store s3(opts(256 << 10, 1, Policy::s3fifo));
   for (int i = 0; i < 20; ++i) {
-    if (!get(s3, "/hot")) ASSERT_TRUE(put(s3, {.key = "/hot", .body = 2000}));
+    if (!get(s3, "/hot")) {
+      ASSERT_TRUE(put(s3, {.key = "/hot", .body = 2000}));
+    }
   }
   for (int i = 0; i < 2000; ++i) (void)put(s3, {.key = "/scan/" + std::to_string(i), .body = 2000});
   EXPECT_NE(get(s3, "/hot"), nullptr);
@@ -376,9 +382,13 @@ TEST(FrequencySketch, CountsSaturatesAndAges) {
 // 8 threads, mixed lookups / inserts / erases / purges, bounded by iterations. Invariants: the byte bound holds
 // at every observation, every entry returned is the one asked for, and the accounting ends consistent.
 TEST(StoreConcurrency, MixedOperationsKeepTheInvariants) {
-  for (Policy p : kPolicies) {
+  const std::pair<Policy, Locking> configs[] = {{Policy::wtinylfu, Locking::automatic}, {Policy::s3fifo, Locking::mutex},
+                                                {Policy::s3fifo, Locking::shared}, {Policy::lru, Locking::automatic}};
+  for (auto [p, locking] : configs) {
     const std::size_t max_bytes = 2 << 20;
-    Store st(opts(max_bytes, 8, p));
+    Store::Options o = opts(max_bytes, 8, p);
+    o.locking = locking;
+    Store st(o);
     constexpr int kThreads = 8;
     constexpr int kIterations = 15'000;
     constexpr int kKeys = 2000;
