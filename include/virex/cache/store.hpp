@@ -115,7 +115,8 @@ class Store {
   // Inserts (or replaces the same key + variant_key). An entry whose `vary` differs from the resident variants'
   // replaces all of them (the origin changed its Vary). Evicts until the shard fits. Returns false when rejected:
   // null, charge() > max_object_bytes or > the shard's share, or refused by admission (W-TinyLFU, objects larger
-  // than the window). On false nothing resident changed... except entries of the same key, which stay.
+  // than the window). Even on false, a resident entry of the same key and variant is removed: the caller holds
+  // a newer response, so the old one is superseded.
   bool insert(std::shared_ptr<const Entry> entry, std::uint64_t hash);
 
   // Removes every variant of `key`; returns how many.
