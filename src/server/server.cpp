@@ -266,6 +266,8 @@ int Server::run() {
   access_log_cfg_ = cfg.observability.access_log;
   current_ = loaded.snapshot;
   start_monitors();
+  for (const auto& r : cfg.routes)
+    if (r.cache) spdlog::warn("route {}: `cache:` is validated but the edge cache is not active in this release", r.name);
 
   for (unsigned i = 0; i < n; ++i) {
     workers_[i]->post_install(current_, access_log_, std::move(sockets[i]), {}, [this](bool ok) {
