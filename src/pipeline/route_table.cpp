@@ -235,6 +235,22 @@ RouteTable RouteTable::build(const std::vector<config::Route>& routes, const Fil
       if (meth == http::Method::get) c.method_mask |= bit(http::Method::head);  // RFC 9110 §9.3.2
     }
     if (r.upstream) c.upstream = &*r.upstream;
+    if (r.upstream && r.cache) {
+      const config::RouteCache& rc = *r.cache;
+      using std::chrono::duration_cast;
+      using std::chrono::seconds;
+      c.cache = &rc;
+      if (rc.edge_ttl) c.cache_policy.edge_ttl = duration_cast<seconds>(*rc.edge_ttl);
+      c.cache_policy.private_scope = rc.scope == config::CacheScope::private_;
+      c.cache_policy.store_set_cookie = rc.store_set_cookie;
+      c.cache_policy.negative_ttl = duration_cast<seconds>(rc.negative_ttl);
+      c.cache_policy.default_swr = duration_cast<seconds>(rc.stale_while_revalidate);
+      c.cache_policy.default_sie = duration_cast<seconds>(rc.stale_if_error);
+      c.cache_key.headers = rc.key.headers;
+      c.cache_key.query = rc.key.query;
+      c.cache_key.ignore_query = rc.key.ignore_query;
+      c.cache_key.cookies = rc.key.cookies;
+    }
     std::string body = r.respond.body;
     if (!r.upstream && r.respond.file) {
       std::string why;

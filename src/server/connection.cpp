@@ -125,6 +125,10 @@ void Connection::release_upstream_buffers() {
   up_cap_ = up_begin_ = up_end_ = 0;
   up_parser_.reset();
   std::string().swap(up_head_);
+  std::string().swap(store_head_);
+  std::string().swap(store_body_);
+  pending_entry_.reset();
+  storing_ = false;
 }
 
 bool Connection::idle_between_requests() noexcept {
@@ -270,6 +274,7 @@ void Connection::prepare_write() {
 bool Connection::finish_write(const boost::system::error_code& ec, std::size_t n) {
   segments_.clear();
   scratch_.clear();
+  hold_.clear();
   listener_->bytes_out.inc(n);
   if (ec) return false;
   // Back to waiting: the deadline of the phase we were in (the header clock keeps running).
@@ -310,7 +315,7 @@ void Connection::process() {
       case E::head:
         on_head();
         set_deadline(Phase::body);
-        if (pending_.route && pending_.route->upstream) {
+        if (pending_.route && pending_.route->upstream && !pending_.hit) {
           proxy_pending_ = true;  // run() writes what is queued, then proxy() takes over (head views stay valid)
           break;
         }
@@ -386,7 +391,11 @@ void Connection::on_head() {
   const std::string& trace_header = snapshot_->config.observability.tracing.response_header;
   p.has_trace = false;
   trace_line_.clear();
-  const bool proxied = p.route && p.route->upstream;  // the upstream gets a traceparent (W3C §3.2)
+  p.hit.reset();
+  p.cacheable = false;
+  p.fwd = cache::Forward::none;
+  if (p.route && p.route->cache && worker_.edge_cache()) cache_lookup(h);
+  const bool proxied = p.route && p.route->upstream && !p.hit;  // the upstream gets a traceparent (W3C §3.2)
   p.up_span.present = false;
   if (!listener_->admin && (worker_.access_log_enabled() || !trace_header.empty() || proxied || worker_.tracing())) {
     const std::string_view tp = h.header("traceparent");
@@ -428,6 +437,11 @@ void Connection::on_complete() {
   const std::string_view date = worker_.date_line();
   unsigned status;
   std::size_t bytes_out, body_bytes = 0;
+  if (p.hit) {
+    answer_hit();
+    parser_.next();
+    return;
+  }
   if (p.route) {
     const http::PreparedResponse& r = p.route->response;
     add_static(r.head);
@@ -459,6 +473,99 @@ void Connection::on_complete() {
   }
   finish_request(status, bytes_out, body_bytes, {});
   parser_.next();
+}
+
+void Connection::cache_lookup(const http::RequestHead& h) {
+  Pending& p = pending_;
+  const pipeline::CompiledRoute& r = *p.route;
+  if (h.method != http::Method::get && h.method != http::Method::head) {
+    p.fwd = cache::Forward::method;
+    return;
+  }
+  if (r.cache_policy.private_scope) {
+    p.fwd = cache::Forward::bypass;
+    return;
+  }
+  cache::build_key(cache_key_, h, r.cache_key);
+  cache_hash_ = upstream::hash_key(cache_key_);
+  cache::Store& store = *worker_.edge_cache();
+  auto e = store.lookup(cache_key_, cache_hash_);
+  if (e && !e->vary.empty()) {
+    // RFC 9111 §4.1: the variant whose Vary'd request headers match this request's.
+    std::vector<http::Header> vary;
+    for (const std::string& name : e->vary) vary.push_back({"Vary", name});
+    if (cache::vary_key(cache_variant_, h, vary)) e = store.lookup(cache_key_, cache_hash_, cache_variant_);
+    else e.reset();
+    if (!e) p.fwd = cache::Forward::vary_miss;
+  }
+  p.cacheable = h.method == http::Method::get && !h.has_body();
+  if (!e) {
+    if (p.fwd == cache::Forward::none) p.fwd = cache::Forward::uri_miss;
+    return;
+  }
+  cache::StoreDecision d;
+  d.store = true;
+  d.ttl = std::chrono::seconds(e->ttl);
+  d.swr = std::chrono::seconds(e->swr);
+  d.sie = std::chrono::seconds(e->sie);
+  const auto elapsed = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - e->stored_at);
+  if (e->stale.load(std::memory_order_relaxed) || cache::usability(d, elapsed) != cache::Usability::fresh) {
+    p.fwd = cache::Forward::stale;  // refetched (stale serving and revalidation are not wired yet)
+    return;
+  }
+  p.hit = std::move(e);
+  p.not_modified = cache::not_modified(h, p.hit->etag, p.hit->last_modified, std::time(nullptr));
+}
+
+void Connection::append_cache_status(std::string& out, const cache::CacheStatus& cs) {
+  out.append("Cache-Status: ");
+  cache::append_cache_status(out, cs);
+  out.append("\r\n");
+}
+
+// A hit: the stored head (status line and fields), then this response's Date, Age (RFC 9111 §5.1: the
+// entry's corrected initial age plus its time in the cache), Cache-Status and Connection, then the body by
+// reference (the entry is held until the write completes). HEAD gets the head only; a matching conditional
+// request gets 304 with the validators (RFC 9110 §15.4.5).
+void Connection::answer_hit() {
+  Pending& p = pending_;
+  const cache::Entry& e = *p.hit;
+  hold_.push_back(p.hit);
+  const auto in_cache = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - e.stored_at);
+  const auto age = static_cast<std::int64_t>(e.initial_age) + in_cache.count();
+  cache::CacheStatus cs;
+  cs.hit = true;
+  cs.ttl = static_cast<std::int64_t>(e.ttl) - in_cache.count();
+  const http::ConnectionHeader conn = connection_header();
+  std::size_t bytes_out = 0, body_bytes = 0;
+  unsigned status = e.status;
+  if (p.not_modified) {
+    status = 304;
+    const std::size_t from = scratch_.size();
+    scratch_.append("HTTP/1.1 304 Not Modified\r\n");
+    if (!e.etag.empty()) scratch_.append("ETag: ").append(e.etag).append("\r\n");
+    if (!e.last_modified.empty()) scratch_.append("Last-Modified: ").append(e.last_modified).append("\r\n");
+    scratch_.append("Age: ").append(std::to_string(age)).append("\r\n");
+    append_cache_status(scratch_, cs);
+    http::append_tail(scratch_, worker_.date_line(), conn, trace_line_);
+    add_scratch(from);
+    bytes_out = scratch_.size() - from;
+  } else {
+    add_static(e.head);
+    const std::size_t from = scratch_.size();
+    scratch_.append("Age: ").append(std::to_string(age)).append("\r\n");
+    append_cache_status(scratch_, cs);
+    http::append_tail(scratch_, worker_.date_line(), conn, trace_line_);
+    add_scratch(from);
+    bytes_out = e.head.size() + (scratch_.size() - from);
+    if (p.method != http::Method::head && !e.body.empty()) {
+      add_static(e.body);
+      bytes_out += e.body.size();
+      body_bytes = e.body.size();
+    }
+  }
+  finish_request(status, bytes_out, body_bytes, {});
+  p.hit.reset();
 }
 
 void Connection::on_error(http::ParseError e) {
@@ -586,6 +693,8 @@ void Connection::log_access(unsigned status, std::size_t bytes_out, std::size_t 
   r.route = p.route ? std::string_view(p.route->name) : std::string_view{};
   if (p.has_trace) r.trace_id = std::string_view(p.trace_id, sizeof p.trace_id);
   if (p.upstream) r.upstream = p.upstream->name;
+  if (p.route && p.route->cache)
+    r.cache = p.hit ? "edge=hit" : p.fwd == cache::Forward::stale ? "edge=stale" : "edge=miss";
   r.upstream_time = p.upstream_time;
   r.error = error;
   worker_.log_access(r);

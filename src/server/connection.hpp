@@ -10,6 +10,8 @@
 #include <virex/observe/trace_context.hpp>
 #include <virex/upstream/cluster.hpp>
 #include <virex/upstream/pool.hpp>
+#include <virex/cache/cache_status.hpp>
+#include <virex/cache/store.hpp>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -67,6 +69,11 @@ class Connection {
     } up_span;
     char trace_id[32] = {};  // W3C trace id (hex) when tracing output is on (access log, response header)
     const upstream::EndpointState* upstream = nullptr;  // the last endpoint tried (access log)
+    // Edge cache (a route with `cache:`): the entry a GET/HEAD is answered from, or the reason it went forward.
+    std::shared_ptr<const cache::Entry> hit;
+    bool not_modified = false;          // the hit is answered 304 (If-None-Match / If-Modified-Since)
+    bool cacheable = false;             // a GET on a caching route that missed: relay_response may store it
+    cache::Forward fwd = cache::Forward::none;
     std::chrono::nanoseconds upstream_time{-1};
     std::string text;   // method, target, host, referer, user agent (access log), offsets below
     std::uint16_t off[6] = {};
@@ -104,6 +111,13 @@ class Connection {
     else
       segments_.push_back({nullptr, from, scratch_.size() - from});
   }
+  // Edge cache: look the request up (on_head) and answer a hit (on_complete); cache_status_line() renders the
+  // Cache-Status field (RFC 9211) of a response through a caching route.
+  void cache_lookup(const http::RequestHead& h);
+  void answer_hit();
+  void append_cache_status(std::string& out, const cache::CacheStatus& cs);
+  bool begin_store(const http::ResponseHead& rh, const cache::StoreDecision& d);
+  void finish_store();
   // A body slice for the next gathered write, chunk-framed when `chunked`; and the last-chunk marker.
   void add_body(std::string_view b, bool chunked);
   void add_last_chunk();
@@ -173,6 +187,13 @@ class Connection {
   std::size_t up_cap_ = 0, up_begin_ = 0, up_end_ = 0;
   std::unique_ptr<http::H1ResponseParser> up_parser_;
   std::string client_ip_;
+  std::string cache_key_, cache_variant_;   // the request's cache keys (reused buffers)
+  std::uint64_t cache_hash_ = 0;
+  std::vector<std::shared_ptr<const cache::Entry>> hold_;  // entries whose bytes the pending write references
+  // A response being stored while it streams: its head (without framing) and its body so far.
+  std::string store_head_, store_body_;
+  std::shared_ptr<cache::Entry> pending_entry_;
+  bool storing_ = false;
   int client_trusted_ = -1;             // -1 unknown, else whether the peer is in proxy.trusted_proxies
 };
 

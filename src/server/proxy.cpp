@@ -6,6 +6,7 @@
 // (Proxy-Status), RFC 6455 §4 (upgrade). Runs on the connection's worker thread, inside its coroutine.
 #include "connection.hpp"
 
+#include <virex/http/text.hpp>
 #include <virex/upstream/forward.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -73,6 +74,86 @@ void Connection::add_last_chunk() {
   const std::size_t from = scratch_.size();
   scratch_.append("0\r\n\r\n");
   add_scratch(from);
+}
+
+// Starts storing a response that decide() allows: the head as a hit will send it (without Date, Age and the
+// framing, which every hit writes itself) and the entry's metadata; the body is gathered as it streams.
+bool Connection::begin_store(const http::ResponseHead& rh, const cache::StoreDecision& d) {
+  std::vector<http::Header> kept;
+  kept.reserve(rh.headers.size());
+  for (const http::Header& f : rh.headers)
+    if (!http::iequals(f.name, "Date") && !http::iequals(f.name, "Age")) kept.push_back(f);
+  http::ResponseHead copy = rh;
+  copy.headers = kept;
+  copy.no_body = true;   // no framing field: the hit adds Content-Length for the stored body
+  copy.content_length.reset();
+  copy.chunked = false;
+  store_head_.clear();
+  upstream::ResponseForward f;
+  f.via = worker_.via();
+  upstream::append_response_head(store_head_, copy, f);
+  store_body_.clear();
+  auto e = std::make_shared<cache::Entry>();
+  const http::RequestHead& h = parser_.head();
+  e->key = cache_key_;
+  if (!rh.header("Vary").empty()) {
+    if (!cache::vary_key(e->variant_key, h, rh.headers)) return false;  // Vary: * (decide() refuses it too)
+    for (const http::Header& f2 : rh.headers) {
+      if (!http::iequals(f2.name, "Vary")) continue;
+      std::string_view list = f2.value;
+      while (!list.empty()) {
+        const auto comma = list.find(',');
+        std::string name(http::trim_ows(list.substr(0, comma)));
+        for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (!name.empty()) e->vary.push_back(std::move(name));
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+      }
+    }
+    // The variant key from the same normalised names a lookup uses (cache_lookup()), so they always agree.
+    std::vector<http::Header> vary;
+    for (const std::string& name : e->vary) vary.push_back({"Vary", name});
+    cache::vary_key(e->variant_key, h, vary);
+  }
+  e->host.assign(h.host);
+  for (char& c : e->host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  e->path.assign(h.path);
+  e->status = static_cast<std::uint16_t>(rh.status);
+  e->stored_at = std::chrono::steady_clock::now();
+  e->initial_age = static_cast<std::uint32_t>(d.initial_age.count());
+  e->ttl = static_cast<std::uint32_t>(d.ttl.count());
+  e->swr = static_cast<std::uint32_t>(d.swr.count());
+  e->sie = static_cast<std::uint32_t>(d.sie.count());
+  e->etag.assign(rh.header("ETag"));
+  e->last_modified.assign(rh.header("Last-Modified"));
+  // Purge tags: the route's fixed ones and the response's Surrogate-Key / Cache-Tag (space or comma lists).
+  for (const std::string& tag : pending_.route->cache->tags)
+    if (tag.find('{') == std::string::npos) e->tags.push_back(tag);
+  for (const http::Header& f2 : rh.headers) {
+    if (!http::iequals(f2.name, "Surrogate-Key") && !http::iequals(f2.name, "Cache-Tag")) continue;
+    std::string_view list = f2.value;
+    while (!list.empty()) {
+      const auto sep = list.find_first_of(", ");
+      const std::string_view tag = list.substr(0, sep);
+      if (!tag.empty() && e->tags.size() < 32) e->tags.emplace_back(tag);
+      if (sep == std::string_view::npos) break;
+      list.remove_prefix(sep + 1);
+    }
+  }
+  pending_entry_ = std::move(e);
+  return true;
+}
+
+void Connection::finish_store() {
+  storing_ = false;
+  if (!pending_entry_) return;
+  auto e = std::move(pending_entry_);
+  e->head = std::move(store_head_);
+  e->head.append("Content-Length: ").append(std::to_string(store_body_.size())).append("\r\n");
+  e->body = std::move(store_body_);
+  store_head_.clear();
+  store_body_.clear();
+  worker_.edge_cache()->insert(std::move(e), cache_hash_);
 }
 
 struct Connection::Try {
@@ -336,6 +417,24 @@ Awaitable<ProxyErrc> Connection::relay_response(Try& t) {
   scratch_.clear();
   std::string extra = trace_line_;
   if (rh.header("Date").empty()) extra.append(worker_.date_line());  // RFC 9110 §6.6.1
+  const pipeline::CompiledRoute& route = *pending_.route;
+  storing_ = false;
+  if (route.cache && worker_.edge_cache()) {
+    // RFC 9111 §3: may this response be stored? The request head is still intact (a cacheable request has no
+    // body, so the client buffer has not moved).
+    cache::CacheStatus cs;
+    cs.fwd = pending_.fwd == cache::Forward::none ? cache::Forward::miss : pending_.fwd;
+    cs.fwd_status = rh.status;
+    if (pending_.cacheable && !rh.no_body && !rh.until_close) {
+      const auto d = cache::decide(parser_.head(), rh, route.cache_policy, std::time(nullptr));
+      if (d.store && (!rh.content_length || *rh.content_length <= worker_.edge_cache_max_object())) {
+        storing_ = begin_store(rh, d);
+        cs.stored = storing_;
+        if (storing_) cs.ttl = d.ttl.count();
+      }
+    }
+    append_cache_status(extra, cs);
+  }
   upstream::ResponseForward f;
   f.client_version = pending_.version;
   f.head_request = t.head_request;
@@ -357,6 +456,10 @@ Awaitable<ProxyErrc> Connection::relay_response(Try& t) {
       if (r.event == E::body) {
         const std::string_view b = p.body();
         t.body_bytes += b.size();
+        if (storing_) {
+          if (store_body_.size() + b.size() > worker_.edge_cache_max_object()) storing_ = false;  // too big: pass on
+          else store_body_.append(b);
+        }
         add_body(b, framing.chunked);
         continue;
       }
@@ -418,6 +521,7 @@ Awaitable<ProxyErrc> Connection::relay_response(Try& t) {
     up_end_ += n;
   }
   t.response_done = true;
+  if (storing_) finish_store();
   if (t.status == 101) co_return ProxyErrc::none;  // the socket becomes the tunnel's
   // Reuse only a connection whose response ended exactly where the next one would start (RFC 9112 §9.3).
   const bool reusable = upstream_keep_alive && !p.head().until_close && up_begin_ == up_end_;

@@ -13,6 +13,7 @@
 #include <virex/pipeline/snapshot.hpp>
 #include <virex/upstream/monitor.hpp>
 #include <virex/observe/tracing.hpp>
+#include <virex/cache/store.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -124,6 +125,7 @@ class Server {
   std::shared_ptr<const pipeline::Snapshot> current_;
   std::vector<std::shared_ptr<upstream::Monitor>> monitors_;
   std::unique_ptr<observe::SpanExporter> exporter_;   // trace export; endpoint fixed at start-up
+  std::unique_ptr<cache::Store> edge_cache_;          // when some route caches; sized at start-up
   std::shared_ptr<observe::AccessLog> access_log_;
   std::vector<std::shared_ptr<observe::AccessLog>> retired_logs_;  // until every worker has switched
   std::vector<systemd::InheritedSocket> inherited_;  // socket activation, until a listener claims one
@@ -238,8 +240,16 @@ int Server::run() {
                  cfg.observability.tracing.sample_ratio,
                  std::chrono::duration_cast<std::chrono::milliseconds>(cfg.observability.tracing.slow_threshold).count());
   }
+  if (std::any_of(cfg.routes.begin(), cfg.routes.end(), [](const config::Route& r) { return r.cache.has_value(); })) {
+    cache::StoreOptions o;
+    o.max_bytes = cfg.cache.edge.max_bytes;
+    o.max_object_bytes = cfg.cache.edge.max_object_bytes;
+    o.shards = cfg.cache.edge.shards;
+    edge_cache_ = std::make_unique<cache::Store>(o);
+  }
   for (unsigned i = 0; i < n; ++i)
-    workers_.push_back(std::make_unique<Worker>(i, Shared{registry_.get(), &ready_, &stopping_, exporter_.get()}));
+    workers_.push_back(std::make_unique<Worker>(
+        i, Shared{registry_.get(), &ready_, &stopping_, exporter_.get(), edge_cache_.get()}));
 
   std::vector<std::vector<ListenerSocket>> sockets(n);
   inherited_ = systemd::listen_fds();
@@ -266,8 +276,6 @@ int Server::run() {
   access_log_cfg_ = cfg.observability.access_log;
   current_ = loaded.snapshot;
   start_monitors();
-  for (const auto& r : cfg.routes)
-    if (r.cache) spdlog::warn("route {}: `cache:` is validated but the edge cache is not active in this release", r.name);
 
   for (unsigned i = 0; i < n; ++i) {
     workers_[i]->post_install(current_, access_log_, std::move(sockets[i]), {}, [this](bool ok) {

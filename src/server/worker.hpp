@@ -12,6 +12,7 @@
 #include <virex/observe/tracing.hpp>
 #include <virex/pipeline/snapshot.hpp>
 #include <virex/upstream/pool.hpp>
+#include <virex/cache/store.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -79,6 +80,7 @@ struct Shared {  // owned by the server; outlives every worker
   std::atomic<bool>* ready = nullptr;
   std::atomic<bool>* stopping = nullptr;   // set by the control thread before STOPPING=1 and the drain posts
   observe::SpanExporter* exporter = nullptr;  // null: trace export off (observability.tracing.otlp_endpoint "")
+  cache::Store* edge_cache = nullptr;         // null: no route caches (the store is node-wide, shared)
 };
 
 class Worker {
@@ -103,6 +105,8 @@ class Worker {
   bool access_log_enabled() const noexcept { return access_log_ != nullptr; }
   observe::TraceContext new_trace() noexcept { return trace_ids_.next(); }
   bool tracing() const noexcept { return shared_.exporter != nullptr; }
+  cache::Store* edge_cache() const noexcept { return shared_.edge_cache; }
+  std::size_t edge_cache_max_object() const noexcept { return snapshot_->config.cache.edge.max_object_bytes; }
   const observe::SamplingPolicy& sampling() const noexcept { return sampling_; }
   // Hands one request's sampled spans to the exporter (never waits); `spans` is left empty for reuse.
   void export_spans(std::vector<observe::Span>& spans) noexcept { shared_.exporter->submit(std::move(spans)); }

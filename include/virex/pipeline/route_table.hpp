@@ -6,6 +6,8 @@
 #include <virex/config/config.hpp>
 #include <virex/http/request.hpp>
 #include <virex/http/response.hpp>
+#include <virex/cache/freshness.hpp>
+#include <virex/cache/key.hpp>
 
 #include <array>
 #include <cstdint>
@@ -33,6 +35,9 @@ struct CompiledRoute {
   std::vector<std::string> extra_methods;  // methods outside http::Method
   http::PreparedResponse response;             // the `respond` action
   const config::RouteUpstream* upstream = nullptr;  // the `upstream` action (into the snapshot's config)
+  const config::RouteCache* cache = nullptr;        // edge caching of that action, when configured
+  cache::RoutePolicy cache_policy;                  // compiled from `cache`
+  cache::KeySpec cache_key;
   std::uint32_t cluster = 0;                    // with `upstream`: index into Snapshot::clusters
 
   bool allows(http::Method m, std::string_view text) const noexcept;

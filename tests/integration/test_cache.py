@@ -1,0 +1,114 @@
+"""Edge cache on a proxied route (`cache:`) against a real origin that counts requests: a storable response is
+answered from the cache after the first miss (Age, RFC 9211 Cache-Status), HEAD from the GET entry, a matching
+If-None-Match as 304, Vary variants apart; no-store, Set-Cookie, private scope and oversized responses never
+stored; edge_ttl caps the origin's lifetime."""
+import unittest
+
+from harness import DaemonTestCase, basic_config, http_request, wait_until
+from origin import Origin, Reply
+
+
+def config(origin_endpoint, cache_yaml="{edge_ttl: 60s}", max_object="8MiB"):
+    return (basic_config(f"""  - name: c
+    match: {{prefix: /}}
+    upstream: web
+    cache: {cache_yaml}
+""", workers=2) + f'upstreams:\n  web: {{endpoints: ["{origin_endpoint}"]}}\n'
+        + f"cache: {{edge: {{max_bytes: 64MiB, max_object_bytes: {max_object}}}}}\n")
+
+
+class EdgeCacheTest(DaemonTestCase):
+    def setUp(self):
+        self.o = Origin("a")
+        self.o.start()
+        self.addCleanup(self.o.close)
+
+    def hits(self, path):
+        return len(self.o.requests(path=path))
+
+    def get(self, d, path, method="GET", headers=None):
+        return http_request(d.public, method, path, headers=headers)
+
+    def test_second_request_is_a_hit_with_age_and_cache_status(self):
+        self.o.route("/a", Reply(200, b"v1", headers=[("Cache-Control", "max-age=300"), ("ETag", '"e1"')]))
+        d = self.daemon(config(self.o.endpoint))
+        first = self.get(d, "/a")
+        self.assertEqual((first.status, first.body), (200, b"v1"), first.describe())
+        self.assertIn("fwd=uri-miss", first.header("Cache-Status", ""))
+        self.assertIn("stored", first.header("Cache-Status", ""))
+        # Both workers share the store: whichever takes them, later requests are hits.
+        for _ in range(6):
+            r = self.get(d, "/a")
+            self.assertEqual((r.status, r.body), (200, b"v1"), r.describe())
+            self.assertRegex(r.header("Cache-Status", ""), r"^virex-edge; hit", r.describe())
+            self.assertRegex(r.header("Age", ""), r"^\d+$")
+            self.assertEqual(r.header("Content-Length"), "2")
+            self.assertIsNotNone(r.header("Date"))
+        self.assertEqual(self.hits("/a"), 1, "the origin saw one request")
+        head = self.get(d, "/a", method="HEAD")
+        self.assertEqual((head.status, head.body, head.header("Content-Length")), (200, b"", "2"))
+        cond = self.get(d, "/a", headers=[("If-None-Match", '"e1"')])
+        self.assertEqual((cond.status, cond.body), (304, b""), cond.describe())
+        self.assertEqual(cond.header("ETag"), '"e1"')
+        self.assertEqual(self.hits("/a"), 1, "HEAD and the conditional GET were answered from the cache")
+
+    def test_never_stored(self):
+        self.o.route("/ns", Reply(200, b"x", headers=[("Cache-Control", "no-store")]))
+        self.o.route("/ck", Reply(200, b"x", headers=[("Cache-Control", "max-age=60"), ("Set-Cookie", "s=1")]))
+        self.o.route("/pv", Reply(200, b"x", headers=[("Cache-Control", "private, max-age=60")]))
+        self.o.route("/big", Reply(200, b"y" * 4096, headers=[("Cache-Control", "max-age=60")]))
+        d = self.daemon(config(self.o.endpoint, max_object="1KiB"))
+        for path in ("/ns", "/ck", "/pv", "/big"):
+            for _ in range(3):
+                r = self.get(d, path)
+                self.assertEqual(r.status, 200, r.describe())
+                self.assertNotIn("hit", r.header("Cache-Status", "").split(";")[1])
+            self.assertEqual(self.hits(path), 3, f"{path} is never answered from the cache")
+
+    def test_private_scope_route_bypasses_the_cache(self):
+        self.o.route("/p", Reply(200, b"me", headers=[("Cache-Control", "public, max-age=60")]))
+        d = self.daemon(config(self.o.endpoint, cache_yaml="{edge_ttl: 60s, scope: private}"))
+        for _ in range(3):
+            r = self.get(d, "/p")
+            self.assertIn("fwd=bypass", r.header("Cache-Status", ""))
+        self.assertEqual(self.hits("/p"), 3)
+
+    def test_vary_keeps_variants_apart(self):
+        self.o.route("/v", Reply(200, lambda req: req.header("Accept-Encoding", "none").encode(),
+                                 headers=[("Cache-Control", "max-age=60"), ("Vary", "Accept-Encoding")]))
+        d = self.daemon(config(self.o.endpoint))
+        gz = [("Accept-Encoding", "gzip")]
+        br = [("Accept-Encoding", "br")]
+        self.assertEqual(self.get(d, "/v", headers=gz).body, b"gzip")
+        self.assertEqual(self.get(d, "/v", headers=br).body, b"br")
+        for _ in range(3):
+            self.assertEqual(self.get(d, "/v", headers=gz).body, b"gzip")
+            self.assertEqual(self.get(d, "/v", headers=br).body, b"br")
+        self.assertEqual(self.hits("/v"), 2, "one origin request per variant")
+
+    def test_edge_ttl_caps_the_origin_lifetime(self):
+        self.o.route("/t", Reply(200, b"t", headers=[("Cache-Control", "max-age=3600")]))
+        d = self.daemon(config(self.o.endpoint, cache_yaml="{edge_ttl: 1s}"))
+        self.assertEqual(self.get(d, "/t").status, 200)
+        self.assertRegex(self.get(d, "/t").header("Cache-Status", ""), r"hit; ttl=[01]")
+        # Within 1 s (+ the whole-second clock) the entry expires and the next request goes to the origin.
+        wait_until(lambda: self.get(d, "/t").status == 200 and self.hits("/t") >= 2, timeout=10,
+                   what="the entry to expire after edge_ttl")
+
+    def test_cache_outcome_in_the_access_log(self):
+        self.o.route("/l", Reply(200, b"l", headers=[("Cache-Control", "max-age=60")]))
+        base = config(self.o.endpoint).replace("observability: {log_level: info}",
+                                               "observability: {access_log: {path: $DIR/access.log, format: json}, "
+                                               "log_level: info}")
+        d = self.daemon(base)
+        self.get(d, "/l")
+        self.get(d, "/l")
+        d.stop()
+        import json, os
+        with open(os.path.join(d.dir, "access.log")) as f:
+            caches = sorted(json.loads(line).get("cache") for line in f if line.strip())
+        self.assertEqual(caches, ["edge=hit", "edge=miss"])
+
+
+if __name__ == "__main__":
+    unittest.main()
