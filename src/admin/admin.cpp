@@ -16,6 +16,7 @@ Endpoint classify(std::string_view path) noexcept {
   if (path == "/readyz") return Endpoint::readyz;
   if (path == "/stats.json") return Endpoint::stats;
   if (path == "/dashboard" || path == "/") return Endpoint::dashboard;
+  if (path == "/cache/purge") return Endpoint::purge;
   return Endpoint::none;
 }
 
@@ -331,7 +332,8 @@ unsigned respond(Endpoint e, http::Method method, const Context& ctx, std::strin
                                    head_only);
       return ready ? 200 : 503;
     }
-    case Endpoint::none: break;
+    case Endpoint::none:
+    case Endpoint::purge: break;
   }
   return 500;
 }

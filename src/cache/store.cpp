@@ -632,6 +632,14 @@ std::size_t Store::erase(std::string_view key, std::uint64_t hash) {
 }
 
 std::size_t Store::purge_prefix(std::string_view host, std::string_view prefix, bool soft) {
+  return purge_paths(host, prefix, soft, false);
+}
+
+std::size_t Store::purge_path(std::string_view host, std::string_view path, bool soft) {
+  return purge_paths(host, path, soft, true);
+}
+
+std::size_t Store::purge_paths(std::string_view host, std::string_view prefix, bool soft, bool exact) {
   std::size_t affected = 0;
   for (unsigned i = 0; i < impl_->count(); ++i) {
     Shard& s = impl_->shards[i];
@@ -640,7 +648,9 @@ std::size_t Store::purge_prefix(std::string_view host, std::string_view prefix, 
     std::lock_guard lock(s);
     for (const auto& [k, head] : s.index)
       for (Node* v = head; v; v = v->vnext)
-        if ((host.empty() || v->entry->host == host) && v->entry->path.starts_with(prefix)) matched.push_back(v);
+        if ((host.empty() || v->entry->host == host) &&
+            (exact ? v->entry->path == prefix : v->entry->path.starts_with(prefix)))
+          matched.push_back(v);
     for (Node* v : matched) {
       if (soft) v->entry->stale.store(true, std::memory_order_relaxed);
       else s.remove(v, dead);

@@ -1,6 +1,8 @@
 // Snapshot compilation: config → route table, upstream clusters and codec limits.
 #include <virex/pipeline/snapshot.hpp>
 
+#include <virex/config/loader.hpp>
+
 namespace virex::pipeline {
 
 std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, std::uint64_t generation,
@@ -29,6 +31,20 @@ std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, std::uint64_t
       if (c.upstreams[i].name == name) return i;
     return std::uint32_t{0};  // the loader refuses unknown cluster names
   });
+  s->admin_token = c.admin.token;
+  if (c.admin.token_file) {
+    std::string why;
+    if (auto text = read_file(*c.admin.token_file, why)) {
+      std::string_view t = *text;
+      while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.remove_suffix(1);
+      const std::string err = config::admin_token_error(t);
+      if (err.empty()) s->admin_token = t;
+      else errors.push_back({c.admin.token_file_location, "admin.token_file", *c.admin.token_file + ": " + err});
+    } else {
+      errors.push_back({c.admin.token_file_location, "admin.token_file", why});
+    }
+    if (errors.size() != before) return nullptr;
+  }
   s->h1_limits.max_header_bytes = c.limits.max_header_bytes;
   s->h1_limits.max_uri_bytes = c.limits.max_uri_bytes;
   s->h1_limits.max_body_bytes = c.limits.max_body_bytes;

@@ -330,6 +330,10 @@ void Connection::process() {
         continue;
       case E::body:
         pending_.bytes_in += parser_.body().size();
+        if (pending_.endpoint == admin::Endpoint::purge) {
+          if (pending_.admin_body.size() + parser_.body().size() > kMaxPurgeBody) pending_.admin_body_too_large = true;
+          else pending_.admin_body.append(parser_.body());
+        }
         continue;
       case E::complete:
         on_complete();
@@ -375,6 +379,10 @@ void Connection::on_head() {
   p.allow.clear();
   if (listener_->admin) {
     p.endpoint = admin::classify(h.path);
+    p.admin_body.clear();
+    p.admin_auth.clear();
+    p.admin_body_too_large = false;
+    if (p.endpoint == admin::Endpoint::purge) p.admin_auth.assign(h.header("Authorization").substr(0, 1024));
   } else {
     pipeline::Match m = snapshot_->routes.match(h.host, h.path, h.method, h.method_text);
     if (m.route) {
@@ -457,7 +465,9 @@ void Connection::on_complete() {
     status = r.status;
   } else {
     const std::size_t from = scratch_.size();
-    if (listener_->admin) {
+    if (listener_->admin && p.endpoint == admin::Endpoint::purge) {
+      status = answer_purge(scratch_, date, conn);
+    } else if (listener_->admin) {
       status = admin::respond(p.endpoint, p.method, worker_.admin_context(), scratch_, date, conn);
     } else if (p.status == 405) {
       std::string allow = "Allow: " + p.allow + "\r\n" + trace_line_;

@@ -74,6 +74,9 @@ class Connection {
     bool not_modified = false;          // the hit is answered 304 (If-None-Match / If-Modified-Since)
     bool cacheable = false;             // a GET on a caching route that missed: relay_response may store it
     cache::Forward fwd = cache::Forward::none;
+    // POST /cache/purge on an admin listener: its credentials and JSON body (bounded by kMaxPurgeBody).
+    std::string admin_auth, admin_body;
+    bool admin_body_too_large = false;
     std::chrono::nanoseconds upstream_time{-1};
     std::string text;   // method, target, host, referer, user agent (access log), offsets below
     std::uint16_t off[6] = {};
@@ -117,6 +120,9 @@ class Connection {
   void answer_hit();
   void append_cache_status(std::string& out, const cache::CacheStatus& cs);
   bool begin_store(const http::ResponseHead& rh, const cache::StoreDecision& d);
+  // The admin purge API (purge.cpp): appends the whole response to `out`; returns its status.
+  unsigned answer_purge(std::string& out, std::string_view date_line, http::ConnectionHeader conn);
+  static constexpr std::size_t kMaxPurgeBody = 64 * 1024;
   void finish_store();
   // A body slice for the next gathered write, chunk-framed when `chunked`; and the last-chunk marker.
   void add_body(std::string_view b, bool chunked);

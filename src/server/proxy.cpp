@@ -465,6 +465,9 @@ Awaitable<ProxyErrc> Connection::relay_response(Try& t) {
       }
       if (r.event == E::complete) {
         if (framing.chunked) add_last_chunk();
+        // Stored before the last bytes go out: a client that reads the response and asks again at once (on any
+        // worker) finds the entry.
+        if (storing_) finish_store();
         done = true;
         break;
       }
@@ -513,6 +516,7 @@ Awaitable<ProxyErrc> Connection::relay_response(Try& t) {
       if (r.event == http::H1ResponseParser::Event::complete) {
         done = true;
         if (framing.chunked) add_last_chunk();
+        if (storing_) finish_store();
         continue;  // write the terminal chunk, if any
       }
       co_return ProxyErrc::http_response_incomplete;
@@ -521,7 +525,6 @@ Awaitable<ProxyErrc> Connection::relay_response(Try& t) {
     up_end_ += n;
   }
   t.response_done = true;
-  if (storing_) finish_store();
   if (t.status == 101) co_return ProxyErrc::none;  // the socket becomes the tunnel's
   // Reuse only a connection whose response ended exactly where the next one would start (RFC 9112 §9.3).
   const bool reusable = upstream_keep_alive && !p.head().until_close && up_begin_ == up_end_;

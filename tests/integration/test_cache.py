@@ -110,5 +110,70 @@ class EdgeCacheTest(DaemonTestCase):
         self.assertEqual(caches, ["edge=hit", "edge=miss"])
 
 
+TOKEN = "purge-token-0123456789abcdef"
+
+
+class PurgeTest(DaemonTestCase):
+    def setUp(self):
+        self.o = Origin("a")
+        self.o.start()
+        self.addCleanup(self.o.close)
+        for path in ("/p/1", "/p/2", "/q/1"):
+            tag = "group-p" if path.startswith("/p/") else "group-q"
+            self.o.route(path, Reply(200, path.encode(), headers=[("Cache-Control", "max-age=300"),
+                                                                   ("Surrogate-Key", f"all {tag}")]))
+        self.d = self.daemon(config(self.o.endpoint) + f"admin: {{token: {TOKEN}}}\n")
+
+    def warm(self):
+        for path in ("/p/1", "/p/2", "/q/1"):
+            http_request(self.d.public, "GET", path)
+            self.assertRegex(http_request(self.d.public, "GET", path).header("Cache-Status", ""), r"; hit")
+
+    def purge(self, body, token=TOKEN, method="POST"):
+        headers = [("Content-Type", "application/json")]
+        if token:
+            headers.append(("Authorization", f"Bearer {token}"))
+        return http_request(self.d.admin, method, "/cache/purge", headers=headers,
+                            body=body.encode() if isinstance(body, str) else body)
+
+    def origin_count(self, path):
+        return len(self.o.requests(path=path))
+
+    def test_needs_the_bearer_token_and_post(self):
+        self.warm()
+        r = self.purge('{"prefix": "/"}', token=None)
+        self.assertEqual(r.status, 401, r.describe())
+        self.assertIn("Bearer", r.header("WWW-Authenticate", ""))
+        self.assertEqual(self.purge('{"prefix": "/"}', token="wrong-token-0123456789").status, 401)
+        self.assertEqual(self.purge("", method="GET").status, 405)
+        for bad in ("nope", "[]", '{"prefix": "/", "tag": "x"}', '{"prefix": "no-slash"}', '{"what": 1}', "{}"):
+            self.assertEqual(self.purge(bad).status, 400, bad)
+        self.assertRegex(http_request(self.d.public, "GET", "/p/1").header("Cache-Status", ""), r"; hit",
+                         "nothing was purged by the refused requests")
+
+    def test_prefix_path_and_tag(self):
+        self.warm()
+        r = self.purge('{"prefix": "/p/"}')
+        self.assertEqual((r.status, r.body), (200, b'{"purged":2}\n'), r.describe())
+        self.assertRegex(http_request(self.d.public, "GET", "/p/1").header("Cache-Status", ""), r"fwd=uri-miss")
+        self.assertRegex(http_request(self.d.public, "GET", "/q/1").header("Cache-Status", ""), r"; hit")
+        self.assertEqual(self.purge('{"path": "/q/1", "host": "LOCALHOST"}').body, b'{"purged":1}\n')
+        self.assertEqual(self.origin_count("/q/1"), 1)
+        http_request(self.d.public, "GET", "/q/1")
+        self.assertEqual(self.origin_count("/q/1"), 2, "purged by path: refetched")
+        self.warm()
+        r = self.purge('{"tag": "group-q"}')
+        self.assertEqual(r.body, b'{"purged":1}\n', r.describe())
+        self.assertEqual(self.purge('{"tag": "all"}').body, b'{"purged":2}\n', "/p/1 and /p/2 are left")
+
+    def test_soft_purge_marks_stale(self):
+        self.warm()
+        self.assertEqual(self.purge('{"tag": "all", "soft": true}').body, b'{"purged":3}\n')
+        before = self.origin_count("/p/2")
+        r = http_request(self.d.public, "GET", "/p/2")
+        self.assertRegex(r.header("Cache-Status", ""), r"fwd=stale", r.describe())
+        self.assertEqual(self.origin_count("/p/2"), before + 1, "a soft-purged entry is not served as fresh")
+
+
 if __name__ == "__main__":
     unittest.main()

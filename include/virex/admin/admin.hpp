@@ -15,7 +15,8 @@
 
 namespace virex::admin {
 
-enum class Endpoint : std::uint8_t { none, metrics, healthz, readyz, stats, dashboard };
+// purge (POST /cache/purge) is answered by the server, which owns the cache; the others by respond().
+enum class Endpoint : std::uint8_t { none, metrics, healthz, readyz, stats, dashboard, purge };
 
 // Which endpoint a path names, or none (→ 404 on an admin listener).
 Endpoint classify(std::string_view path) noexcept;

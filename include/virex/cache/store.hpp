@@ -124,6 +124,8 @@ class Store {
   // Entries whose host equals `host` (any host if empty) and whose path starts with `prefix`: removed (hard) or
   // flagged stale (soft). Scans every shard. Returns the number affected.
   std::size_t purge_prefix(std::string_view host, std::string_view prefix, bool soft);
+  // Every entry (all variants and key parts) for exactly this host and path (empty host: any); same rules.
+  std::size_t purge_path(std::string_view host, std::string_view path, bool soft);
   // Entries carrying `tag`, through the per-shard tag index: O(shards + entries with the tag).
   std::size_t purge_tag(std::string_view tag, bool soft);
   void clear();
@@ -134,6 +136,7 @@ class Store {
   Policy policy() const noexcept;
 
  private:
+  std::size_t purge_paths(std::string_view host, std::string_view prefix, bool soft, bool exact);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

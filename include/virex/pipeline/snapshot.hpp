@@ -27,6 +27,7 @@ struct Snapshot {
   config::Config config;
   RouteTable routes;
   std::vector<Cluster> clusters;                 // config.upstreams order
+  std::string admin_token;                       // admin.token, or the contents of admin.token_file ("" = none)
   http::H1Limits h1_limits;
   std::uint64_t generation = 0;
 };
