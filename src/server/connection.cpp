@@ -401,6 +401,9 @@ void Connection::on_head() {
   trace_line_.clear();
   p.hit.reset();
   p.cacheable = false;
+  p.leader = false;
+  p.collapsed = false;
+  p.follower.reset();
   p.fwd = cache::Forward::none;
   if (p.route && p.route->cache && worker_.edge_cache()) cache_lookup(h);
   const bool proxied = p.route && p.route->upstream && !p.hit;  // the upstream gets a traceparent (W3C §3.2)
@@ -494,6 +497,7 @@ void Connection::cache_lookup(const http::RequestHead& h) {
   }
   if (r.cache_policy.private_scope) {
     p.fwd = cache::Forward::bypass;
+    count_cache(CacheResult::bypass);
     return;
   }
   cache::build_key(cache_key_, h, r.cache_key);
@@ -511,6 +515,8 @@ void Connection::cache_lookup(const http::RequestHead& h) {
   p.cacheable = h.method == http::Method::get && !h.has_body();
   if (!e) {
     if (p.fwd == cache::Forward::none) p.fwd = cache::Forward::uri_miss;
+    if (!p.collapsed) count_cache(CacheResult::miss);
+    join_flight();
     return;
   }
   cache::StoreDecision d;
@@ -521,10 +527,31 @@ void Connection::cache_lookup(const http::RequestHead& h) {
   const auto elapsed = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - e->stored_at);
   if (e->stale.load(std::memory_order_relaxed) || cache::usability(d, elapsed) != cache::Usability::fresh) {
     p.fwd = cache::Forward::stale;  // refetched (stale serving and revalidation are not wired yet)
+    if (!p.collapsed) count_cache(CacheResult::stale);
+    join_flight();
     return;
   }
+  if (!p.collapsed) count_cache(CacheResult::hit);
   p.hit = std::move(e);
   p.not_modified = cache::not_modified(h, p.hit->etag, p.hit->last_modified, std::time(nullptr));
+}
+
+// A cacheable miss either leads the fetch for its key or waits for the one in flight (coalescing).
+void Connection::join_flight() {
+  Pending& p = pending_;
+  Coalescer* c = worker_.coalescer();
+  if (!p.cacheable || !c) return;
+  auto w = std::make_shared<Coalescer::Waiter>(worker_.io().get_executor());
+  if (c->join(cache_hash_, cache_key_, w)) {
+    p.leader = true;
+  } else {
+    p.follower = std::move(w);
+    count_cache(CacheResult::collapsed);
+  }
+}
+
+void Connection::count_cache(CacheResult r) {
+  worker_.route_series(*listener_, *snapshot_, pending_.route->index).cache[static_cast<std::size_t>(r)].inc();
 }
 
 void Connection::append_cache_status(std::string& out, const cache::CacheStatus& cs) {
@@ -545,6 +572,7 @@ void Connection::answer_hit() {
   const auto age = static_cast<std::int64_t>(e.initial_age) + in_cache.count();
   cache::CacheStatus cs;
   cs.hit = true;
+  cs.collapsed = p.collapsed;
   cs.ttl = static_cast<std::int64_t>(e.ttl) - in_cache.count();
   const http::ConnectionHeader conn = connection_header();
   std::size_t bytes_out = 0, body_bytes = 0;

@@ -3,6 +3,7 @@
 // Owned by its coroutine; lives on its worker's thread; registered with the worker for timeouts and drain.
 #pragma once
 
+#include "coalescer.hpp"
 #include "worker.hpp"
 
 #include <virex/http/h1_parser.hpp>
@@ -73,6 +74,9 @@ class Connection {
     std::shared_ptr<const cache::Entry> hit;
     bool not_modified = false;          // the hit is answered 304 (If-None-Match / If-Modified-Since)
     bool cacheable = false;             // a GET on a caching route that missed: relay_response may store it
+    bool leader = false;                // this miss fetches for every concurrent miss of its key
+    bool collapsed = false;             // this request waited on another's fetch (Cache-Status `collapsed`)
+    std::shared_ptr<Coalescer::Waiter> follower;  // set: wait for the leader before anything else
     cache::Forward fwd = cache::Forward::none;
     // POST /cache/purge on an admin listener: its credentials and JSON body (bounded by kMaxPurgeBody).
     std::string admin_auth, admin_body;
@@ -118,6 +122,8 @@ class Connection {
   // Cache-Status field (RFC 9211) of a response through a caching route.
   void cache_lookup(const http::RequestHead& h);
   void answer_hit();
+  void join_flight();
+  void count_cache(CacheResult r);
   void append_cache_status(std::string& out, const cache::CacheStatus& cs);
   bool begin_store(const http::ResponseHead& rh, const cache::StoreDecision& d);
   // The admin purge API (purge.cpp): appends the whole response to `out`; returns its status.

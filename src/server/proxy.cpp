@@ -24,6 +24,7 @@ namespace {
 constexpr auto token = asio::as_tuple(kUseAwaitable);
 constexpr std::size_t kMaxUpstreamHead = 64 * 1024;
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+constexpr auto kCoalesceTimeout = std::chrono::seconds(5);  // a waiter fetches itself after this
 using upstream::ProxyErrc;
 
 bool idempotent(http::Method m) noexcept {
@@ -664,6 +665,40 @@ Awaitable<void> Connection::proxy() {
     const auto r = parser_.feed(std::string_view(buf_.get() + begin_, end_ - begin_));
     begin_ += r.consumed;
   }
+  if (pending_.follower) {
+    // Another request for this key is at the origin: wait for it (woken the moment it ends, or after the lock
+    // timeout), then answer from the store if it stored the response, else fetch like any miss.
+    const auto w = std::move(pending_.follower);
+    if (!w->woken) {
+      Timer timer(worker_.io().get_executor());
+      timer.expires_after(kCoalesceTimeout);
+      w->timer = &timer;
+      phase_ = Phase::proxy;
+      deadline_ = worker_.coarse_now() + kCoalesceTimeout + std::chrono::seconds(1);
+      co_await timer.async_wait(token);
+      w->timer = nullptr;
+    }
+    pending_.collapsed = true;
+    cache_lookup(parser_.head());  // the head is intact: nothing was read since
+    pending_.collapsed = true;
+    if (pending_.hit) {
+      answer_hit();
+      parser_.next();
+      set_deadline(Phase::idle);
+      co_return;
+    }
+    pending_.follower.reset();  // no second wait: this one fetches (and may lead, if it joined a new flight)
+  }
+  // The leader of a coalesced miss ends its flight however the exchange ends, waking the waiters.
+  struct FlightGuard {
+    Connection& c;
+    bool lead;
+    std::uint64_t hash;
+    std::string key;
+    ~FlightGuard() {
+      if (lead) c.worker_.coalescer()->finish(hash, key);
+    }
+  } flight{*this, pending_.leader, cache_hash_, pending_.leader ? cache_key_ : std::string()};
   // Safe to send again to another endpoint: idempotent, no body (it streamed from the client and is gone),
   // not an upgrade.
   const bool may_retry = idempotent(h.method) && !t.has_body && !t.websocket;

@@ -5,6 +5,7 @@
 #include <virex/server/server.hpp>
 
 #include "systemd.hpp"
+#include "coalescer.hpp"
 #include "worker.hpp"
 
 #include <virex/config/loader.hpp>
@@ -126,6 +127,7 @@ class Server {
   std::vector<std::shared_ptr<upstream::Monitor>> monitors_;
   std::unique_ptr<observe::SpanExporter> exporter_;   // trace export; endpoint fixed at start-up
   std::unique_ptr<cache::Store> edge_cache_;          // when some route caches; sized at start-up
+  Coalescer coalescer_;
   std::shared_ptr<observe::AccessLog> access_log_;
   std::vector<std::shared_ptr<observe::AccessLog>> retired_logs_;  // until every worker has switched
   std::vector<systemd::InheritedSocket> inherited_;  // socket activation, until a listener claims one
@@ -249,7 +251,7 @@ int Server::run() {
   }
   for (unsigned i = 0; i < n; ++i)
     workers_.push_back(std::make_unique<Worker>(
-        i, Shared{registry_.get(), &ready_, &stopping_, exporter_.get(), edge_cache_.get()}));
+        i, Shared{registry_.get(), &ready_, &stopping_, exporter_.get(), edge_cache_.get(), &coalescer_}));
 
   std::vector<std::vector<ListenerSocket>> sockets(n);
   inherited_ = systemd::listen_fds();

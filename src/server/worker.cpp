@@ -176,11 +176,20 @@ RouteSeries& Worker::route_series(ListenerState& l, const pipeline::Snapshot& s,
                                                 "Time from a request's head to its response being queued.",
                                                 {{"listener", l.name}, {"route", route}},
                                                 observe::default_latency_buckets(), 1e-9));
+    static constexpr std::string_view kResults[] = {"hit", "miss", "stale", "bypass", "collapsed"};
+    const bool caches = idx < s.routes.routes().size() && s.routes.routes()[idx].cache;
+    for (std::size_t i = 0; i < kCacheResults; ++i)
+      r.cache[i] = caches ? shard_.counter(reg.counter(
+                                "virex_cache_requests_total",
+                                "Requests on caching routes by edge-cache outcome (collapsed: waited on another's fetch).",
+                                {{"route", route}, {"result", std::string(kResults[i])}}))
+                          : observe::CounterRef(&discard_cells_[0]);
   } catch (const std::exception& e) {
     // The registry is full (series are never reclaimed, and every reload may name new routes): count into
     // this worker's scratch cells rather than fail the request.
     spdlog::error("metrics: {}; route {} is not counted", e.what(), idx);
     for (auto& c : r.by_class) c = observe::CounterRef(&discard_cells_[0]);
+    for (auto& c : r.cache) c = observe::CounterRef(&discard_cells_[0]);
     r.duration = observe::HistogramRef(kDiscardBounds.data(), 0, discard_cells_.data());
   }
   return r;

@@ -45,9 +45,14 @@ using core::kUseAwaitable;
 class Connection;
 
 // Per-request series of one (listener, route) pair in this worker, registered on first use.
+// Edge-cache outcomes counted per route (virex_cache_requests_total{result}).
+enum class CacheResult : std::uint8_t { hit, miss, stale, bypass, collapsed };
+inline constexpr std::size_t kCacheResults = 5;
+
 struct RouteSeries {
   std::array<observe::CounterRef, 5> by_class;  // 1xx … 5xx
   observe::HistogramRef duration;
+  std::array<observe::CounterRef, kCacheResults> cache;  // only for routes with `cache:`
 };
 
 // A listener as one worker sees it: its acceptor and its series.
@@ -81,6 +86,7 @@ struct Shared {  // owned by the server; outlives every worker
   std::atomic<bool>* stopping = nullptr;   // set by the control thread before STOPPING=1 and the drain posts
   observe::SpanExporter* exporter = nullptr;  // null: trace export off (observability.tracing.otlp_endpoint "")
   cache::Store* edge_cache = nullptr;         // null: no route caches (the store is node-wide, shared)
+  class Coalescer* coalescer = nullptr;       // with edge_cache: concurrent misses for one key share a fetch
 };
 
 class Worker {
@@ -106,6 +112,7 @@ class Worker {
   observe::TraceContext new_trace() noexcept { return trace_ids_.next(); }
   bool tracing() const noexcept { return shared_.exporter != nullptr; }
   cache::Store* edge_cache() const noexcept { return shared_.edge_cache; }
+  class Coalescer* coalescer() const noexcept { return shared_.coalescer; }
   std::size_t edge_cache_max_object() const noexcept { return snapshot_->config.cache.edge.max_object_bytes; }
   const observe::SamplingPolicy& sampling() const noexcept { return sampling_; }
   // Hands one request's sampled spans to the exporter (never waits); `spans` is left empty for reuse.

@@ -110,6 +110,44 @@ class EdgeCacheTest(DaemonTestCase):
         self.assertEqual(caches, ["edge=hit", "edge=miss"])
 
 
+class CoalescingTest(DaemonTestCase):
+    N = 500
+
+    def test_concurrent_misses_make_one_origin_request(self):
+        import threading
+        from harness import fetch_metrics, metric_sum
+        from origin import Hold
+        o = Origin("a")
+        o.start()
+        self.addCleanup(o.close)
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+        o.route("/cold", Hold(gate, then=Reply(200, b"warm", headers=[("Cache-Control", "max-age=60")])))
+        d = self.daemon(config(o.endpoint))
+        results = [None] * self.N
+
+        def one(i):
+            try:
+                results[i] = http_request(d.public, "GET", "/cold", timeout=30)
+            except Exception as e:  # reported below
+                results[i] = e
+        threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(self.N)]
+        for t in threads:
+            t.start()
+        o.wait_in_flight(1)
+        # Every other request has joined the flight (counted as it starts waiting) before the origin answers.
+        wait_until(lambda: metric_sum(fetch_metrics(d.admin), "virex_cache_requests_total", result="collapsed")
+                   >= self.N - 1, timeout=30, what=f"{self.N - 1} requests waiting on the one fetch")
+        gate.set()
+        for t in threads:
+            t.join(30)
+        bad = [r for r in results if not hasattr(r, "status") or r.status != 200 or r.body != b"warm"]
+        self.assertEqual(bad, [], f"{len(bad)} of {self.N} failed")
+        self.assertEqual(len(o.requests(path="/cold")), 1, "one origin request for all of them")
+        collapsed = sum(1 for r in results if "collapsed" in r.header("Cache-Status", ""))
+        self.assertEqual(collapsed, self.N - 1)
+
+
 TOKEN = "purge-token-0123456789abcdef"
 
 
