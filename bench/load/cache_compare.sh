@@ -186,20 +186,21 @@ run_wrk() { # name round -> one line; appends "name cpu rps p50us p99us origin_r
   local name=$1 port=${PORT[$1]} pid=${PID[$1]} url="http://127.0.0.1:${PORT[$1]}/hit?r=$2" r0 r1 c0 c1 pre post
   curl -s -m 2 -o /dev/null "$url"                       # fill (a miss for the caches)
   is_hit "$name" "$url" && pre=ok || pre=FAIL
+  local load; load=$(cut -d' ' -f1 /proc/loadavg)
   r0=$(origin_requests); c0=$(tree_cpu "$pid")
   taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "$url" > "$W/wrk.out" 2>&1
   c1=$(tree_cpu "$pid"); r1=$(origin_requests)
   is_hit "$name" "$url" && post=ok || post=FAIL
   awk -v L="$name" -v R="$2" -v ticks=$((c1-c0)) -v hz="$(getconf CLK_TCK)" -v oreq=$((r1-r0-1)) \
-      -v pre="$pre" -v post="$post" -v res="$W/res" '
+      -v pre="$pre" -v post="$post" -v load="$load" -v res="$W/res" '
     function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1e6; return v }
     /requests in/ {n=$1} /Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {bad=$NF}
     /Socket errors/ {err=$0}
     END {cpu=(n? ticks*1e6/hz/n : 0); hit=(pre == "ok" && post == "ok" && oreq == 0)
-         printf "round %s %-12s rps=%-10s p50=%-8s p99=%-8s cpu_us/req=%-6.2f requests=%s origin_reqs=%s hit_check=%s/%s %s %s %s\n",
-                R, L, rps, p50, p99, cpu, n, oreq, pre, post, (hit ? "" : "INVALID not-all-hits"),
+         printf "round %s %-12s rps=%-10s p50=%-8s p99=%-8s cpu_us/req=%-6.2f requests=%s origin_reqs=%s hit_check=%s/%s loadavg=%s %s %s %s\n",
+                R, L, rps, p50, p99, cpu, n, oreq, pre, post, load, (hit ? "" : "INVALID not-all-hits"),
                 (bad ? "INVALID non2xx=" bad : ""), (err ? "INVALID " err : "")
-         if (!bad && !err && n && hit) printf "%s %.4f %s %s %s %s\n", L, cpu, rps, us(p50), us(p99), oreq >> res}' "$W/wrk.out"
+         if (!bad && !err && n && hit) printf "%s %.4f %s %s %s %s %s\n", L, cpu, rps, us(p50), us(p99), oreq, R >> res}' "$W/wrk.out"
 }
 
 [ -n "$LOCK" ] && exec {LFD}>>"$LOCK"
@@ -223,14 +224,16 @@ awk -v order="$NAMES" '
     for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
     return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
   { cpu[$1] = cpu[$1] " " $2; rps[$1] = rps[$1] " " $3; p50[$1] = p50[$1] " " $4; p99[$1] = p99[$1] " " $5
-    ocpu[$1] = ocpu[$1] sprintf(" %.2f", $2); k[$1]++ }
+    ocpu[$1] = ocpu[$1] sprintf(" %.2f", $2); k[$1]++; rc[$1, $7] = $2; rp[$1, $7] = $5; rounds[$7] = 1 }
   END {
-    print "\n| server | valid rounds | rps | p50 µs | p99 µs | cpu µs/req | cpu per round | cpu vs nginx static | p99 vs nginx static |"
-    print "|---|---|---|---|---|---|---|---|---|"
+    print "\n| server | valid rounds | rps | p50 µs | p99 µs | cpu µs/req | cpu per round | cpu vs nginx static | p99 vs nginx static | cpu vs nginx static, same round (median) | p99 vs nginx static, same round (median) |"
+    print "|---|---|---|---|---|---|---|---|---|---|---|"
     n = split(order, o, " "); B = "nginx-static"
     bc = (B in k) ? median(cpu[B]) : 0; bp = (B in k) ? median(p99[B]) : 0
     for (i = 1; i <= n; i++) { s = o[i]; if (!(s in k)) continue
-      c = median(cpu[s]); p = median(p99[s])
-      printf "| %s | %d | %.0f | %.0f | %.0f | %.2f | %s | %s | %s |\n", s, k[s], median(rps[s]), median(p50[s]), p,
-             c, substr(ocpu[s], 2), (bc ? sprintf("%.2f", c / bc) : "n/a"), (bp ? sprintf("%.2f", p / bp) : "n/a") }
-    print "(medians over valid rounds; cpu = the server process tree only; every counted run: hit verified before and after, 0 origin requests during it)" }' "$W/res"
+      c = median(cpu[s]); p = median(p99[s]); pc = ""; pp = ""
+      for (r in rounds) if (((s, r) in rc) && ((B, r) in rc)) { pc = pc " " rc[s, r] / rc[B, r]; pp = pp " " rp[s, r] / rp[B, r] }
+      printf "| %s | %d | %.0f | %.0f | %.0f | %.2f | %s | %s | %s | %s | %s |\n", s, k[s], median(rps[s]), median(p50[s]), p,
+             c, substr(ocpu[s], 2), (bc ? sprintf("%.2f", c / bc) : "n/a"), (bp ? sprintf("%.2f", p / bp) : "n/a"),
+             (pc != "" ? sprintf("%.2f", median(pc)) : "n/a"), (pp != "" ? sprintf("%.2f", median(pp)) : "n/a") }
+    print "(medians over valid rounds; cpu = the server process tree only; every counted run: hit verified before and after, 0 origin requests during it; same-round ratios pair each run with nginx static in the same round)" }' "$W/res"

@@ -400,6 +400,8 @@ void Connection::on_head() {
   p.has_trace = false;
   trace_line_.clear();
   p.hit.reset();
+  p.stale_fallback.reset();
+  p.serving_stale = false;
   p.cacheable = false;
   p.leader = false;
   p.collapsed = false;
@@ -525,8 +527,13 @@ void Connection::cache_lookup(const http::RequestHead& h) {
   d.swr = std::chrono::seconds(e->swr);
   d.sie = std::chrono::seconds(e->sie);
   const auto elapsed = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - e->stored_at);
-  if (e->stale.load(std::memory_order_relaxed) || cache::usability(d, elapsed) != cache::Usability::fresh) {
-    p.fwd = cache::Forward::stale;  // refetched (stale serving and revalidation are not wired yet)
+  const bool soft_purged = e->stale.load(std::memory_order_relaxed);
+  const cache::Usability u = cache::usability(d, elapsed);
+  if (soft_purged || u != cache::Usability::fresh) {
+    // Refetched; kept for an origin failure while the response's stale windows allow (RFC 5861 §4).
+    if (e->sie > 0 && (u != cache::Usability::stale || (soft_purged && elapsed < d.ttl + d.sie)))
+      p.stale_fallback = e;
+    p.fwd = cache::Forward::stale;
     if (!p.collapsed) count_cache(CacheResult::stale);
     join_flight();
     return;
@@ -573,6 +580,7 @@ void Connection::answer_hit() {
   cache::CacheStatus cs;
   cs.hit = true;
   cs.collapsed = p.collapsed;
+  if (p.serving_stale) cs.detail = "stale-if-error";
   cs.ttl = static_cast<std::int64_t>(e.ttl) - in_cache.count();
   const http::ConnectionHeader conn = connection_header();
   std::size_t bytes_out = 0, body_bytes = 0;

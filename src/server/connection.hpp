@@ -76,6 +76,10 @@ class Connection {
     bool cacheable = false;             // a GET on a caching route that missed: relay_response may store it
     bool leader = false;                // this miss fetches for every concurrent miss of its key
     bool collapsed = false;             // this request waited on another's fetch (Cache-Status `collapsed`)
+    // A stale entry still inside its stale-while-revalidate / stale-if-error window (RFC 5861 §4), or soft-
+    // purged: served instead of an origin failure (error, timeout, 5xx). `serving_stale` marks that answer.
+    std::shared_ptr<const cache::Entry> stale_fallback;
+    bool serving_stale = false;
     std::shared_ptr<Coalescer::Waiter> follower;  // set: wait for the leader before anything else
     cache::Forward fwd = cache::Forward::none;
     // POST /cache/purge on an admin listener: its credentials and JSON body (bounded by kMaxPurgeBody).

@@ -834,6 +834,20 @@ Awaitable<void> Connection::proxy() {
     retry_slot.held = false;
   }
 
+  // RFC 5861 §4 stale-if-error: the origin failed (no answer, or a 5xx) and a stale copy may stand in for it.
+  if (pending_.stale_fallback && err != ProxyErrc::http_request_error && !parser_.in_message() &&
+      (err != ProxyErrc::none || (!t.websocket && up_parser_->head().status >= 500))) {
+    upstream_ = nullptr;
+    t.conn.reset();  // a 5xx body left unread: the connection is not reused
+    segments_.clear();
+    scratch_.clear();
+    pending_.hit = std::move(pending_.stale_fallback);
+    pending_.serving_stale = true;
+    answer_hit();
+    parser_.next();
+    set_deadline(Phase::idle);
+    co_return;
+  }
   if (err == ProxyErrc::none && t.websocket && up_parser_->head().status == 101) {
     // Relay the 101, then tunnel. The connection ends with the tunnel.
     co_await relay_response(t);  // writes the 101 head (no body); releases nothing: keep the socket

@@ -95,6 +95,25 @@ class EdgeCacheTest(DaemonTestCase):
         wait_until(lambda: self.get(d, "/t").status == 200 and self.hits("/t") >= 2, timeout=10,
                    what="the entry to expire after edge_ttl")
 
+    def test_stale_if_error_serves_the_stale_copy_when_the_origin_fails(self):
+        # RFC 5861 §4: max-age=1 with stale-if-error=60: once stale, an origin failure is answered with the copy.
+        self.o.route("/s", Reply(200, b"old", headers=[("Cache-Control", "max-age=1, stale-if-error=60")]))
+        self.o.route("/n", Reply(200, b"n", headers=[("Cache-Control", "max-age=1")]))
+        d = self.daemon(config(self.o.endpoint, cache_yaml="{edge_ttl: 60s}"))
+        self.assertEqual(self.get(d, "/s").body, b"old")
+        self.assertEqual(self.get(d, "/n").body, b"n")
+        self.o.stop()
+
+        def stale_served():
+            r = self.get(d, "/s")
+            return r.status == 200 and "stale-if-error" in r.header("Cache-Status", "")
+        wait_until(stale_served, timeout=10, what="the stale copy served for the failing origin")
+        r = self.get(d, "/s")
+        self.assertEqual((r.status, r.body), (200, b"old"), r.describe())
+        self.assertRegex(r.header("Cache-Status", ""), r"hit; ttl=-\d+")
+        # Without stale-if-error the failure is the client's answer once the copy is stale.
+        wait_until(lambda: self.get(d, "/n").status == 502, timeout=10, what="/n to fail once stale")
+
     def test_cache_outcome_in_the_access_log(self):
         self.o.route("/l", Reply(200, b"l", headers=[("Cache-Control", "max-age=60")]))
         base = config(self.o.endpoint).replace("observability: {log_level: info}",
