@@ -29,6 +29,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -128,6 +129,14 @@ class Server {
   std::unique_ptr<observe::SpanExporter> exporter_;   // trace export; endpoint fixed at start-up
   std::unique_ptr<cache::Store> edge_cache_;          // when some route caches; sized at start-up
   Coalescer coalescer_;
+  // The store's own counters, copied into the control shard every second (virex_cache_*).
+  asio::steady_timer cache_stats_timer_{ioc_};
+  struct CacheSeries {
+    observe::CounterRef bytes, objects, inserts, evictions, rejects;
+    struct { std::uint64_t bytes = 0, objects = 0, inserts = 0, evictions = 0, rejects = 0; } last;
+  };
+  std::optional<CacheSeries> cache_series_;
+  void export_cache_stats();
   std::shared_ptr<observe::AccessLog> access_log_;
   std::vector<std::shared_ptr<observe::AccessLog>> retired_logs_;  // until every worker has switched
   std::vector<systemd::InheritedSocket> inherited_;  // socket activation, until a listener claims one
@@ -248,6 +257,17 @@ int Server::run() {
     o.max_object_bytes = cfg.cache.edge.max_object_bytes;
     o.shards = cfg.cache.edge.shards;
     edge_cache_ = std::make_unique<cache::Store>(o);
+  }
+  if (edge_cache_) {
+    auto& s = cache_series_.emplace();
+    s.bytes = control.gauge(registry_->gauge("virex_cache_bytes", "Bytes held by the edge cache (entries' full charge)."));
+    s.objects = control.gauge(registry_->gauge("virex_cache_objects", "Entries in the edge cache (variants each)."));
+    s.inserts = control.counter(registry_->counter("virex_cache_stores_total", "Responses stored in the edge cache."));
+    s.evictions = control.counter(registry_->counter("virex_cache_evictions_total",
+                                                     "Entries evicted from the edge cache to make room."));
+    s.rejects = control.counter(registry_->counter(
+        "virex_cache_admission_rejected_total", "Responses the edge cache's admission policy (or size limit) refused."));
+    export_cache_stats();
   }
   for (unsigned i = 0; i < n; ++i)
     workers_.push_back(std::make_unique<Worker>(
@@ -458,6 +478,26 @@ void Server::drain() {
   });
 }
 
+void Server::export_cache_stats() {
+  if (!edge_cache_ || !cache_series_ || draining_) return;
+  auto& s = *cache_series_;
+  const cache::StoreStats now = edge_cache_->stats();
+  s.bytes.add(static_cast<std::int64_t>(now.bytes) - static_cast<std::int64_t>(s.last.bytes));
+  s.objects.add(static_cast<std::int64_t>(now.objects) - static_cast<std::int64_t>(s.last.objects));
+  s.inserts.inc(now.inserts - s.last.inserts);
+  s.evictions.inc(now.evictions - s.last.evictions);
+  s.rejects.inc(now.admission_rejects - s.last.rejects);
+  s.last.bytes = now.bytes;
+  s.last.objects = now.objects;
+  s.last.inserts = now.inserts;
+  s.last.evictions = now.evictions;
+  s.last.rejects = now.admission_rejects;
+  cache_stats_timer_.expires_after(std::chrono::seconds(1));
+  cache_stats_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) export_cache_stats();
+  });
+}
+
 void Server::start_monitors() {
   for (auto& m : monitors_) m->stop();
   monitors_.clear();
@@ -471,6 +511,7 @@ void Server::start_monitors() {
 
 void Server::finish() {
   for (auto& m : monitors_) m->stop();
+  cache_stats_timer_.cancel();
   drain_timer_.cancel();
   watchdog_timer_.cancel();
   boost::system::error_code ec;

@@ -51,6 +51,13 @@ class EdgeCacheTest(DaemonTestCase):
         self.assertEqual((cond.status, cond.body), (304, b""), cond.describe())
         self.assertEqual(cond.header("ETag"), '"e1"')
         self.assertEqual(self.hits("/a"), 1, "HEAD and the conditional GET were answered from the cache")
+        from harness import fetch_metrics, metric_sum
+        wait_until(lambda: metric_sum(fetch_metrics(d.admin), "virex_cache_stores_total") >= 1
+                   and metric_sum(fetch_metrics(d.admin), "virex_cache_bytes") > 0
+                   and metric_sum(fetch_metrics(d.admin), "virex_cache_objects") == 1, what="store metrics")
+        m = fetch_metrics(d.admin)
+        self.assertGreaterEqual(metric_sum(m, "virex_cache_requests_total", route="c", result="hit"), 8)
+        self.assertEqual(metric_sum(m, "virex_cache_requests_total", route="c", result="miss"), 1)
 
     def test_never_stored(self):
         self.o.route("/ns", Reply(200, b"x", headers=[("Cache-Control", "no-store")]))
