@@ -510,6 +510,15 @@ Awaitable<ProxyErrc> Connection::relay_response(Try& t) {
       up_end_ -= up_begin_;
       up_begin_ = 0;
     }
+    if (up_end_ == up_cap_) {
+      // The codec needs more of one line than the buffer holds (a chunk-size line with long extensions, or a
+      // trailer): grow up to the head limit, never read into no room (a zero-byte read would spin).
+      if (up_cap_ >= kMaxUpstreamHead) co_return ProxyErrc::http_protocol_error;
+      std::unique_ptr<char[]> nbuf(new char[up_cap_ * 2]);
+      std::memcpy(nbuf.get(), up_buf_.get(), up_end_);
+      up_buf_ = std::move(nbuf);
+      up_cap_ *= 2;
+    }
     set_proxy_deadline(ProxyStage::response_body, t.idle);
     auto [ec, n] = co_await t.conn->socket.async_read_some(asio::buffer(up_buf_.get() + up_end_, up_cap_ - up_end_), token);
     if (ec == asio::error::eof) {

@@ -1,7 +1,7 @@
-// Sans-IO HTTP/1.1 response codec (what an upstream sends back) on Boost.Beast's basic_parser: bytes in,
-// events out, header views into the caller's buffer, no allocation per response once warm. One instance per
-// upstream exchange, used by one worker thread. RFC 9112 §4 (status line), §6.3 (message body length),
-// §7.1 (chunked), RFC 9110 §15.2 (1xx), §9.3.2 (HEAD), §15.3.5/§15.4.5 (204/304 carry no body).
+// Sans-IO HTTP/1.1 response codec (what an upstream sends back), hand-written: bytes in, events out, header
+// views into the caller's buffer, no allocation per response once warm. One instance per upstream exchange,
+// used by one worker thread. RFC 9112 §4 (status line), §6.3 (message body length), §7.1 (chunked),
+// RFC 9110 §15.2 (1xx), §9.3.2 (HEAD), §15.3.5/§15.4.5 (204/304 carry no body).
 #pragma once
 
 #include <virex/http/request.hpp>
@@ -26,8 +26,9 @@ enum class ResponseError : std::uint8_t {
                          // also Transfer-Encoding in HTTP/1.0 or chunked applied twice (RFC 9112 §6.1)
   bad_content_length,
   bad_chunk,             // chunk-size line, extensions or trailer section malformed or over max_header_bytes
-  unknown_transfer_encoding,  // a Transfer-Encoding naming no valid coding (a non-chunked final coding is
-                              // not an error for a response: RFC 9112 §6.3 rule 4 makes it close-delimited)
+  unknown_transfer_encoding,  // a Transfer-Encoding naming no valid coding, or whose chunked-ness depends on
+                              // reading past a coding's parameters (a non-chunked final coding is not an
+                              // error for a response: RFC 9112 §6.3 rule 4 makes it close-delimited)
   truncated,             // the upstream closed before the message was complete
 };
 std::string_view to_string(ResponseError e) noexcept;
@@ -49,7 +50,8 @@ struct ResponseHead {
 };
 
 struct H1ResponseLimits {
-  std::size_t max_header_bytes = 64 * 1024;  // status line + header section; also bounds a chunk-size line and trailers
+  std::size_t max_header_bytes = 64 * 1024;  // status line + header section; also bounds each chunk-size line,
+                                             // and the last-chunk line + trailer section together
   std::size_t max_headers = 100;             // at most 128 (the fixed header array)
 };
 

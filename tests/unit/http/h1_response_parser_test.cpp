@@ -254,6 +254,21 @@ const std::vector<Case> kValid = {
     {"te_chunked_with_parameter", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked;x=1\r\n\r\n0\r\n\r\n",
      "200 chunked ka [] complete"},
     {"nothing_then_eof", "", ""},
+    {"value_ows_htab_obs_text", "HTTP/1.1 200 \x80\tOK\r\nX:\t a\tb \xff\t \r\nY:\r\nContent-Length: 0\r\n\r\n",
+     "200 cl=0 ka [] complete"},
+    {"cl_list_same_value", "HTTP/1.1 200 OK\r\nContent-Length: 2 ,2\r\n\r\nok", "200 cl=2 ka [ok] complete"},
+    {"proxy_connection_close", "HTTP/1.1 200 OK\r\nProxy-Connection: close\r\nContent-Length: 0\r\n\r\n",
+     "200 cl=0 close [] complete"},
+    {"connection_empty_elements", "HTTP/1.1 200 OK\r\nConnection: , close,\r\nContent-Length: 0\r\n\r\n",
+     "200 cl=0 close [] complete"},
+    {"chunk_size_leading_zeros_ext_bws",
+     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000000001 ; a = \"q\\\"\\\\\" ;b\r\nz\r\n0\r\n\r\n",
+     "200 chunked ka [z] complete"},
+    // The last-chunk line and the trailer section share max_header_bytes, whatever the reads.
+    {"trailers_within_limit", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: " + std::string(80, 't') + "\r\n\r\n",
+     "200 chunked ka [] complete", limits(128, 100)},
+    {"te_parameter_on_last_coding", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked;x=1\r\n\r\n0\r\n\r\n",
+     "200 chunked ka [] complete"},
 };
 
 const std::vector<Case> kErrors = {
@@ -319,6 +334,41 @@ const std::vector<Case> kErrors = {
     {"truncated_head", "HTTP/1.1 200 OK\r\nContent-Le", " error=truncated"},
     {"truncated_second_response", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxHTTP/1.1 200 OK\r\n",
      "200 cl=1 ka [x] complete error=truncated"},
+    // RFC 9110 §5.5: a field value holds no control other than HTAB, nor DEL; nor does the reason phrase.
+    {"del_in_value", "HTTP/1.1 200 OK\r\nX: a\x7f\r\n\r\n", " error=bad_header"},
+    {"ctl_in_value", "HTTP/1.1 200 OK\r\nX: a\x01-b\r\n\r\n", " error=bad_header"},
+    {"ctl_in_reason", "HTTP/1.1 200 O\x1bK\r\n\r\n", " error=bad_status_line"},
+    {"space_before_colon", "HTTP/1.1 200 OK\r\nX : a\r\n\r\n", " error=bad_header"},
+    {"connection_not_a_list", "HTTP/1.1 200 OK\r\nConnection: keep alive\r\n\r\n", " error=bad_header"},
+    {"cl_list_empty_element", "HTTP/1.1 200 OK\r\nContent-Length: 3,,3\r\n\r\nabc", " error=bad_content_length"},
+    {"cl_empty", "HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n", " error=bad_content_length"},
+    {"te_then_bad_cl", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: x\r\n\r\n", " error=conflicting_framing"},
+    // Codings read up to the first parameter and read whole disagree on chunked being last: ambiguous.
+    {"te_parameter_then_chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip;q=1, chunked\r\n\r\n0\r\n\r\n",
+     " error=unknown_transfer_encoding"},
+    {"te_chunked_parameter_not_last", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked;q=1, gzip\r\n\r\nabc",
+     " error=unknown_transfer_encoding"},
+    {"chunk_size_overflow", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n",
+     "200 chunked ka [] open error=bad_chunk"},
+    {"chunk_size_trailing_space", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1 \r\nz\r\n0\r\n\r\n",
+     "200 chunked ka [] open error=bad_chunk"},
+    // A bare LF or another control inside a quoted chunk extension: a known smuggling vector.
+    {"lf_in_quoted_chunk_ext", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;a=\"\n\"\r\nz\r\n0\r\n\r\n",
+     "200 chunked ka [] open error=bad_chunk"},
+    {"ctl_in_quoted_chunk_ext", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;a=\"\x01\"\r\nz\r\n0\r\n\r\n",
+     "200 chunked ka [] open error=bad_chunk"},
+    {"unterminated_quoted_chunk_ext", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;a=\"x\r\nz\"\r\n0\r\n\r\n",
+     "200 chunked ka [] open error=bad_chunk"},
+    {"bare_cr_after_chunk_data", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nz\rX0\r\n\r\n",
+     "200 chunked ka [z] open error=bad_chunk"},
+    {"trailer_obs_fold", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: a\r\n b\r\n\r\n",
+     "200 chunked ka [] open error=bad_chunk"},
+    {"trailer_transfer_encoding", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nTransfer-Encoding: gzip\r\n\r\n",
+     "200 chunked ka [] open error=bad_chunk"},
+    {"trailer_bad_connection", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nConnection: a b\r\n\r\n",
+     "200 chunked ka [] open error=bad_chunk"},
+    {"trailers_over_limit", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: " + std::string(130, 't') + "\r\n\r\n",
+     "200 chunked ka [] open error=bad_chunk", limits(128, 100)},
 };
 
 class Valid : public ::testing::TestWithParam<Case> {};
