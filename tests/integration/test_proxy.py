@@ -485,6 +485,16 @@ class ErrorsTest(ProxyTestCase):
         self.assert_proxy_error(self.get(d, "/bad2"), 502, "http_protocol_error")
         self.assertGreaterEqual(self.errors_counted(d, "http_protocol_error"), 1)
 
+    def test_chunk_line_longer_than_the_read_buffer(self):
+        # A 10 KiB chunk extension (allowed: under the 64 KiB line limit) must not stall the relay.
+        o = self.origin("a")
+        ext = b";x=" + b"a" * 10000
+        o.route("/ext", Raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"5" + ext +
+                            b"\r\nhello\r\n0\r\n\r\n"))
+        d = self.proxy(cluster_yaml("web", [o.endpoint], **QUIET))
+        r = self.get(d, "/ext", timeout=10)
+        self.assertEqual((r.status, r.body), (200, b"hello"), r.describe())
+
     def test_bad_chunk_in_the_first_read_is_a_clean_502(self):
         # The head and a malformed chunk arrive together: nothing of the 200 may reach the client before the
         # 502, and the client connection stays usable (its framing is intact).
