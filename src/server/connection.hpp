@@ -155,7 +155,8 @@ class Connection {
   Awaitable<upstream::ProxyErrc> read_response_head(Try& t);
   Awaitable<upstream::ProxyErrc> relay_response(Try& t);
   Awaitable<void> tunnel(Try& t);
-  Awaitable<bool> read_client();        // more request bytes into buf_; false on EOF/error/timeout
+  Awaitable<bool> read_client();
+  bool make_upstream_room();        // more request bytes into buf_; false on EOF/error/timeout
   Awaitable<bool> write_client(std::span<const asio::const_buffer> b);
   void set_proxy_deadline(ProxyStage stage, config::Duration d);
   upstream::ProxyErrc timeout_error() const noexcept;

@@ -249,6 +249,26 @@ Awaitable<bool> Connection::read_client() {
   co_return true;
 }
 
+// Unconsumed upstream bytes to the front; when they fill the buffer (a head, or one chunk-size or trailer line,
+// longer than it), grow it up to kMaxUpstreamHead. False past that: never read into no room (a zero-byte read
+// completes at once and would spin).
+bool Connection::make_upstream_room() {
+  if (up_begin_ == up_end_) {
+    up_begin_ = up_end_ = 0;
+  } else if (up_begin_ > 0) {
+    std::memmove(up_buf_.get(), up_buf_.get() + up_begin_, up_end_ - up_begin_);
+    up_end_ -= up_begin_;
+    up_begin_ = 0;
+  }
+  if (up_end_ < up_cap_) return true;
+  if (up_cap_ >= kMaxUpstreamHead) return false;
+  std::unique_ptr<char[]> nbuf(new char[up_cap_ * 2]);
+  std::memcpy(nbuf.get(), up_buf_.get(), up_end_);
+  up_buf_ = std::move(nbuf);
+  up_cap_ *= 2;
+  return true;
+}
+
 Awaitable<ProxyErrc> Connection::connect_upstream(Try& t) {
   upstream::WorkerPool& pool = *t.pool;
   upstream::ClusterState& st = pool.state();
@@ -384,18 +404,7 @@ Awaitable<ProxyErrc> Connection::read_response_head(Try& t) {
       if (r.event == E::error) co_return ProxyErrc::http_protocol_error;
       break;  // need_more
     }
-    if (up_begin_ > 0) {
-      std::memmove(up_buf_.get(), up_buf_.get() + up_begin_, up_end_ - up_begin_);
-      up_end_ -= up_begin_;
-      up_begin_ = 0;
-    }
-    if (up_end_ == up_cap_) {
-      if (up_cap_ >= kMaxUpstreamHead) co_return ProxyErrc::http_protocol_error;
-      std::unique_ptr<char[]> nbuf(new char[up_cap_ * 2]);
-      std::memcpy(nbuf.get(), up_buf_.get(), up_end_);
-      up_buf_ = std::move(nbuf);
-      up_cap_ *= 2;
-    }
+    if (!make_upstream_room()) co_return ProxyErrc::http_protocol_error;
     // A plain async read, not a readiness wait + read: Asio's async_wait re-arms epoll (one epoll_ctl per
     // call), while a read after an exhausted read skips the speculative recv and costs no syscall until ready.
     auto [ec, n] = co_await t.conn->socket.async_read_some(asio::buffer(up_buf_.get() + up_end_, up_cap_ - up_end_), token);
@@ -503,22 +512,7 @@ Awaitable<ProxyErrc> Connection::relay_response(Try& t) {
     }
     if (err != ProxyErrc::none) co_return err;
     if (done) break;
-    if (up_begin_ == up_end_) {
-      up_begin_ = up_end_ = 0;
-    } else if (up_begin_ > 0) {
-      std::memmove(up_buf_.get(), up_buf_.get() + up_begin_, up_end_ - up_begin_);
-      up_end_ -= up_begin_;
-      up_begin_ = 0;
-    }
-    if (up_end_ == up_cap_) {
-      // The codec needs more of one line than the buffer holds (a chunk-size line with long extensions, or a
-      // trailer): grow up to the head limit, never read into no room (a zero-byte read would spin).
-      if (up_cap_ >= kMaxUpstreamHead) co_return ProxyErrc::http_protocol_error;
-      std::unique_ptr<char[]> nbuf(new char[up_cap_ * 2]);
-      std::memcpy(nbuf.get(), up_buf_.get(), up_end_);
-      up_buf_ = std::move(nbuf);
-      up_cap_ *= 2;
-    }
+    if (!make_upstream_room()) co_return ProxyErrc::http_protocol_error;
     set_proxy_deadline(ProxyStage::response_body, t.idle);
     auto [ec, n] = co_await t.conn->socket.async_read_some(asio::buffer(up_buf_.get() + up_end_, up_cap_ - up_end_), token);
     if (ec == asio::error::eof) {
