@@ -680,6 +680,9 @@ void Connection::export_spans(unsigned status, std::string_view error, std::chro
     s.attributes.emplace_back("server.address", text(kHost));
   }
   s.int_attributes.emplace_back("http.response.status_code", status);
+  if (p.route && p.route->cache)  // the edge-cache outcome (a lookup is too short to be worth a span of its own)
+    s.attributes.emplace_back("virex.cache.edge", p.hit ? (p.serving_stale ? "stale-if-error" : "hit")
+                                                        : p.fwd == cache::Forward::stale ? "stale" : "miss");
   if (p.up_span.present) {
     // The upstream exchange: a client span under the server span; its id is the parent the upstream saw.
     const auto& u = p.up_span;

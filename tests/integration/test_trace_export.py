@@ -110,6 +110,23 @@ class TraceExportTest(DaemonTestCase):
         # have arrived first.
         self.assertEqual(self.rx.of_trace(ok_trace), [], "a 200 at ratio 0 with an unsampled caller is not exported")
 
+    def test_edge_cache_outcome_on_the_server_span(self):
+        self.origin.route("/c", Reply(200, b"c", headers=[("Cache-Control", "max-age=60")]))
+        cfg = config(self.rx.port, self.origin.endpoint, 1.0).replace(
+            "    upstream: web\n", "    upstream: web\n    cache: {edge_ttl: 60s}\n", 1)
+        d = self.daemon(cfg)
+        traces = ["3" * 32, "4" * 32]
+        for t in traces:
+            r = http_request(d.public, "GET", "/c", headers=[("traceparent", f"00-{t}-{CALLER_SPAN}-01")])
+            self.assertEqual(r.status, 200, r.describe())
+        wait_until(lambda: self.rx.of_trace(traces[1]), what="the second request's span")
+        miss = {s["kind"]: s for s in self.rx.of_trace(traces[0])}
+        hit = {s["kind"]: s for s in self.rx.of_trace(traces[1])}
+        self.assertEqual(miss[2]["attributes"].get("virex.cache.edge"), "miss")
+        self.assertIn(3, miss, "the miss went upstream")
+        self.assertEqual(hit[2]["attributes"].get("virex.cache.edge"), "hit")
+        self.assertNotIn(3, hit, "a hit has no upstream span")
+
     def test_metrics_count_exported_spans(self):
         d = self.daemon(config(self.rx.port, self.origin.endpoint, 1.0))
         for _ in range(3):
