@@ -61,6 +61,9 @@ Connection::Connection(Worker& w, std::shared_ptr<ListenerState> l, Socket s)
 }
 
 Connection::~Connection() {
+  // A miss that leads a coalesced fetch but never got to run it (the connection failed first): end its flight,
+  // or every later miss for the key would wait out the lock timeout behind it.
+  if (pending_.leader && worker_.coalescer()) worker_.coalescer()->finish(cache_hash_, cache_key_);
   if (buf_ && cap_ == kInitialBuffer) worker_.release_buffer(std::move(buf_));
   release_upstream_buffers();
   worker_.release_scratch(std::move(scratch_));

@@ -702,6 +702,7 @@ Awaitable<void> Connection::proxy() {
       if (lead) c.worker_.coalescer()->finish(hash, key);
     }
   } flight{*this, pending_.leader, cache_hash_, pending_.leader ? cache_key_ : std::string()};
+  pending_.leader = false;  // the guard owns the flight now (~Connection ends it otherwise)
   // Safe to send again to another endpoint: idempotent, no body (it streamed from the client and is gone),
   // not an upgrade.
   const bool may_retry = idempotent(h.method) && !t.has_body && !t.websocket;
