@@ -128,8 +128,30 @@ bool Connection::begin_store(const http::ResponseHead& rh, const cache::StoreDec
   e->etag.assign(rh.header("ETag"));
   e->last_modified.assign(rh.header("Last-Modified"));
   // Purge tags: the route's fixed ones and the response's Surrogate-Key / Cache-Tag (space or comma lists).
-  for (const std::string& tag : pending_.route->cache->tags)
-    if (tag.find('{') == std::string::npos) e->tags.push_back(tag);
+  // Templates take the route's path captures ("customer:{customer_id}"); the loader checked every name exists.
+  const pipeline::Match m = snapshot_->routes.match(h.host, h.path, h.method, h.method_text);
+  for (const std::string& tag : pending_.route->cache->tags) {
+    if (tag.find('{') == std::string::npos) {
+      e->tags.push_back(tag);
+      continue;
+    }
+    std::string out;
+    std::string_view rest = tag;
+    while (!rest.empty()) {
+      const auto open = rest.find('{');
+      const auto close = open == std::string_view::npos ? open : rest.find('}', open);
+      if (close == std::string_view::npos) {
+        out.append(rest);
+        break;
+      }
+      out.append(rest.substr(0, open));
+      const std::string_view name = rest.substr(open + 1, close - open - 1);
+      for (std::size_t i = 0; i < m.ncaptures; ++i)
+        if (m.captures[i].name == name) out.append(m.captures[i].value);
+      rest.remove_prefix(close + 1);
+    }
+    e->tags.push_back(std::move(out));
+  }
   for (const http::Header& f2 : rh.headers) {
     if (!http::iequals(f2.name, "Surrogate-Key") && !http::iequals(f2.name, "Cache-Tag")) continue;
     std::string_view list = f2.value;

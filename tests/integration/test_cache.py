@@ -230,6 +230,25 @@ class PurgeTest(DaemonTestCase):
         self.assertEqual(r.body, b'{"purged":1}\n', r.describe())
         self.assertEqual(self.purge('{"tag": "all"}').body, b'{"purged":2}\n', "/p/1 and /p/2 are left")
 
+    def test_tag_templates_take_the_path_captures(self):
+        o = Origin("b")
+        o.start()
+        self.addCleanup(o.close)
+        o.route("/v1/customers/", Reply(200, b"orders", headers=[("Cache-Control", "max-age=300")]), prefix=True)
+        d = self.daemon(basic_config("""  - name: orders
+    match: {path: "/v1/customers/{customer_id:int64}/orders", method: GET}
+    upstream: web
+    cache: {edge_ttl: 60s, tags: ["customer:{customer_id}", "orders"]}
+""", workers=1) + f'upstreams:\n  web: {{endpoints: ["{o.endpoint}"]}}\n' + f"admin: {{token: {TOKEN}}}\n")
+        for c in (7, 8, 7, 8):
+            self.assertEqual(http_request(d.public, "GET", f"/v1/customers/{c}/orders").status, 200)
+        r = http_request(d.admin, "POST", "/cache/purge", headers=[("Authorization", f"Bearer {TOKEN}")],
+                         body=b'{"tag": "customer:7"}')
+        self.assertEqual((r.status, r.body), (200, b'{"purged":1}\n'), r.describe())
+        self.assertRegex(http_request(d.public, "GET", "/v1/customers/8/orders").header("Cache-Status", ""), "; hit")
+        self.assertRegex(http_request(d.public, "GET", "/v1/customers/7/orders").header("Cache-Status", ""),
+                         "fwd=uri-miss")
+
     def test_soft_purge_marks_stale(self):
         self.warm()
         self.assertEqual(self.purge('{"tag": "all", "soft": true}').body, b'{"purged":3}\n')
