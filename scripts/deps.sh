@@ -9,7 +9,7 @@ build=(cmake ninja-build ccache mold g++ pkg-config
        libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc)
 test=(clang-14 libclang-rt-14-dev python3 curl wrk prometheus procps systemd chromium fonts-liberation
       nginx-light)
-bench=(nginx-light haproxy h2o wrk util-linux valgrind linux-perf)
+bench=(nginx-light haproxy h2o varnish wrk util-linux valgrind linux-perf)
 want=()
 [ $# -eq 0 ] && set -- build test
 for group in "$@"; do
