@@ -36,33 +36,8 @@ for t in nginx wrk curl taskset ss python3; do command -v $t >/dev/null || { ech
 
 W=$(mktemp -d /tmp/virex-pool-reuse.XXXX); chmod 755 "$W"
 PIDS=""
-tree_pids() { # root pid -> it and all its descendants
-  local all=$1 kids=$1 k
-  while [ -n "$kids" ]; do k=$(for p in $kids; do pgrep -P "$p"; done | tr '\n' ' '); all="$all $k"; kids=$k; done
-  echo $all
-}
-stop_tree() { # root pid: TERM, bounded wait (5 s), then KILL whatever of its tree is left
-  local all p; all=$(tree_pids "$1")
-  kill "$1" 2>/dev/null
-  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  for p in $all; do kill -0 "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null; done
-  wait "$1" 2>/dev/null
-}
-cleanup() {
-  local p; for p in $PIDS; do stop_tree "$p"; done
-  rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$(dirname "$0")/lib.sh"   # tree_pids stop_tree cleanup (+ traps) free_port wait_http tree_cpu lock unlock
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { # port path: bounded wait (10 s) until GET answers 200
-  local i
-  for i in $(seq 100); do
-    [ "$(curl -s -m 1 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1$2")" = 200 ] && return 0; sleep 0.1
-  done
-  return 1
-}
 origin_counters() { # -> "accepts requests" from the origin's stub_status (this request's own connection included)
   curl -s -m 2 "http://127.0.0.1:$SP/status" | awk 'NR==3 {print $1, $3}'
 }
@@ -98,14 +73,6 @@ per = sorted(per, reverse=True)[:nw] or [(0, 0)]
 print(open_up, "/".join(str(c) for c, _ in per), "/".join(str(u) for _, u in sorted(per, key=lambda x: -x[1])))
 PY
 }
-lock() { # take the lock (bounded wait) when --lock was given
-  [ -n "$LOCK" ] || return 0
-  if ! flock -n "$LFD"; then
-    echo "# waiting (at most ${LOCKWAIT}s) for $LOCK ..." >&2
-    flock -w "$LOCKWAIT" "$LFD" || { echo "lock $LOCK not free after ${LOCKWAIT}s; giving up" >&2; exit 3; }
-  fi
-}
-unlock() { [ -n "$LOCK" ] && flock -u "$LFD"; return 0; }
 
 mkdir -p "$W/www"; head -c 1024 /dev/zero | tr '\0' 'x' > "$W/www/pass"
 
