@@ -128,6 +128,8 @@ void Connection::release_upstream_buffers() {
   up_cap_ = up_begin_ = up_end_ = 0;
   up_parser_.reset();
   std::string().swap(up_head_);
+  std::string().swap(up_path_);
+  std::string().swap(up_extra_);
   std::string().swap(store_head_);
   std::string().swap(store_body_);
   pending_entry_.reset();
@@ -511,7 +513,8 @@ void Connection::cache_lookup(const http::RequestHead& h) {
   auto e = store.lookup(cache_key_, cache_hash_);
   if (e && !e->vary.empty()) {
     // RFC 9111 §4.1: the variant whose Vary'd request headers match this request's.
-    std::vector<http::Header> vary;
+    std::vector<http::Header>& vary = vary_scratch_;  // reused: a Vary'd hit allocates nothing once warm
+    vary.clear();
     for (const std::string& name : e->vary) vary.push_back({"Vary", name});
     if (cache::vary_key(cache_variant_, h, vary)) e = store.lookup(cache_key_, cache_hash_, cache_variant_);
     else e.reset();

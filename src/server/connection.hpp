@@ -200,12 +200,14 @@ class Connection {
   std::chrono::steady_clock::time_point request_deadline_;
   upstream::UpstreamConn* upstream_ = nullptr;   // the connection in use (on_tick cancels it)
   std::string up_head_;                 // the request head for the upstream
+  std::string up_path_, up_extra_;      // its rewritten path; extra response header lines (reused buffers)
   std::unique_ptr<char[]> up_buf_;      // upstream read buffer (kReadBufferSize, grows for a big head)
   std::size_t up_cap_ = 0, up_begin_ = 0, up_end_ = 0;
   std::unique_ptr<http::H1ResponseParser> up_parser_;
   std::string client_ip_;
   std::string cache_key_, cache_variant_;   // the request's cache keys (reused buffers)
   std::uint64_t cache_hash_ = 0;
+  std::vector<http::Header> vary_scratch_;  // the Vary names of an entry as header fields, for vary_key()
   std::vector<std::shared_ptr<const cache::Entry>> hold_;  // entries whose bytes the pending write references
   // A response being stored while it streams: its head (without framing) and its body so far.
   std::string store_head_, store_body_;

@@ -447,7 +447,8 @@ Awaitable<ProxyErrc> Connection::relay_response(Try& t) {
   t.status = rh.status;
   segments_.clear();
   scratch_.clear();
-  std::string extra = trace_line_;
+  std::string& extra = up_extra_;  // reused: no allocation per response once warm
+  extra.assign(trace_line_);
   if (rh.header("Date").empty()) extra.append(worker_.date_line());  // RFC 9110 §6.6.1
   const pipeline::CompiledRoute& route = *pending_.route;
   storing_ = false;
@@ -629,7 +630,8 @@ Awaitable<void> Connection::proxy() {
   t.idle = ru.idle.value_or(cfg.timeouts.idle);
 
   // The head for the upstream is built now, while the head's views into buf_ are valid.
-  std::string path;
+  std::string& path = up_path_;  // reused across requests on this connection
+  path.clear();
   std::string_view rest = h.path;
   if (!ru.strip_prefix.empty() && rest.starts_with(ru.strip_prefix)) rest.remove_prefix(ru.strip_prefix.size());
   if (!ru.add_prefix.empty()) {
