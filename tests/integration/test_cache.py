@@ -174,6 +174,38 @@ class CoalescingTest(DaemonTestCase):
         self.assertEqual(collapsed, self.N - 1)
 
 
+    def test_waiters_give_up_after_the_lock_timeout(self):
+        # The leader's origin request hangs: after the 5 s lock timeout the waiter fetches on its own (it is not
+        # held for as long as the leader is), and both answers arrive once the origin answers.
+        import threading
+        import time
+        from harness import fetch_metrics, metric_sum
+        from origin import Hold
+        o = Origin("a")
+        o.start()
+        self.addCleanup(o.close)
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+        o.route("/hang", Hold(gate, then=Reply(200, b"late", headers=[("Cache-Control", "no-store")])))
+        d = self.daemon(config(o.endpoint))
+        results = {}
+        leader = threading.Thread(target=lambda: results.setdefault("a", http_request(d.public, "GET", "/hang", timeout=30)))
+        leader.start()
+        o.wait_in_flight(1)
+        started = time.monotonic()
+        waiter = threading.Thread(target=lambda: results.setdefault("b", http_request(d.public, "GET", "/hang", timeout=30)))
+        waiter.start()
+        wait_until(lambda: metric_sum(fetch_metrics(d.admin), "virex_cache_requests_total", result="collapsed") >= 1,
+                   what="the second request waiting on the first")
+        o.wait_in_flight(2, timeout=15)   # the waiter gave up and went to the origin itself
+        self.assertGreaterEqual(time.monotonic() - started, 4.5, "not before the lock timeout")
+        gate.set()
+        leader.join(30)
+        waiter.join(30)
+        self.assertEqual([results[k].status for k in "ab"], [200, 200])
+        self.assertEqual(len(o.requests(path="/hang")), 2)
+
+
 TOKEN = "purge-token-0123456789abcdef"
 
 
