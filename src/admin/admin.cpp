@@ -53,17 +53,10 @@ void json_number(std::string& out, double v) {
   out.append(buf, r.ptr);
 }
 
+// A 200 admin page: never cached by anyone in between.
 void append_body_response(std::string& out, std::string_view content_type, std::string_view body,
                           std::string_view date_line, http::ConnectionHeader conn, bool head_only) {
-  out += "HTTP/1.1 200 OK\r\nServer: ";
-  out += http::kServerName;
-  out += "\r\nContent-Type: ";
-  out += content_type;
-  out += "\r\nCache-Control: no-store\r\nContent-Length: ";
-  out += std::to_string(body.size());
-  out += "\r\n";
-  http::append_tail(out, date_line, conn);
-  if (!head_only) out += body;
+  http::append_body_response(out, 200, content_type, body, date_line, conn, head_only, "Cache-Control: no-store\r\n");
 }
 
 // One upstream cluster's totals for /stats.json, summed from the virex_upstream_* series.

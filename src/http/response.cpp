@@ -96,10 +96,18 @@ void append_tail(std::string& out, std::string_view date_line, ConnectionHeader 
 void append_simple_response(std::string& out, unsigned status, std::string_view date_line,
                             std::string_view body, ConnectionHeader c, bool head_only,
                             std::string_view extra_headers) {
+  append_body_response(out, status, "text/plain; charset=utf-8", body, date_line, c, head_only, extra_headers);
+}
+
+void append_body_response(std::string& out, unsigned status, std::string_view content_type, std::string_view body,
+                          std::string_view date_line, ConnectionHeader c, bool head_only,
+                          std::string_view extra_headers) {
   append_status_line(out, status);
   out += extra_headers;
   if (has_content_length(status)) {
-    out += "Content-Type: text/plain; charset=utf-8\r\nContent-Length: ";
+    out += "Content-Type: ";
+    out += content_type;
+    out += "\r\nContent-Length: ";
     out += std::to_string(body.size());
     out += "\r\n";
   }

@@ -32,12 +32,7 @@ std::string_view bearer_token(std::string_view auth) noexcept {
 
 void append_json_response(std::string& out, unsigned status, std::string_view date_line, http::ConnectionHeader conn,
                           std::string_view body, std::string_view extra = {}) {
-  out.append("HTTP/1.1 ").append(std::to_string(status)).append(" ").append(http::reason_phrase(status)).append("\r\n");
-  out.append("Content-Type: application/json\r\nContent-Length: ").append(std::to_string(body.size())).append("\r\n");
-  out.append("Server: ").append(http::kServerName).append("\r\n");
-  out.append(extra);
-  http::append_tail(out, date_line, conn);
-  out.append(body);
+  http::append_body_response(out, status, "application/json", body, date_line, conn, false, extra);
 }
 
 std::string error_body(std::string_view why) {

@@ -33,5 +33,9 @@ void append_tail(std::string& out, std::string_view date_line, ConnectionHeader 
 void append_simple_response(std::string& out, unsigned status, std::string_view date_line,
                             std::string_view body, ConnectionHeader c, bool head_only,
                             std::string_view extra_headers = {});
+// The same with any content type (admin JSON and metrics pages, the purge API).
+void append_body_response(std::string& out, unsigned status, std::string_view content_type, std::string_view body,
+                          std::string_view date_line, ConnectionHeader c, bool head_only,
+                          std::string_view extra_headers = {});
 
 }  // namespace virex::http
