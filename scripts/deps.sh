@@ -6,9 +6,11 @@ build=(cmake ninja-build ccache mold g++ pkg-config
        libboost1.81-all-dev libboost-json1.81-dev libboost-url1.81-dev
        libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libsystemd-dev
        libgtest-dev libgmock-dev googletest libbenchmark-dev
-       libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc)
+       libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
+       libssl-dev libnghttp2-dev libhiredis-dev libpq-dev libpqxx-dev)
 test=(clang-14 libclang-rt-14-dev python3 curl wrk prometheus procps systemd chromium fonts-liberation
-      nginx-light)
+      nginx-light openssl nghttp2-client redis-server postgresql-15 postgresql-client-15
+      python3-h2 python3-psycopg2 python3-redis)
 bench=(nginx-light haproxy h2o varnish wrk util-linux valgrind linux-perf)
 want=()
 [ $# -eq 0 ] && set -- build test
