@@ -542,7 +542,9 @@ std::shared_ptr<const Entry> lookup_in(Shard& s, std::string_view key, std::uint
       found = n->entry;
     }
   }
-  (found ? s.hits : s.misses).fetch_add(1, std::memory_order_relaxed);
+  // A Vary'd entry found by key alone is counted by the variant lookup that follows (one count per request).
+  if (!found) s.misses.fetch_add(1, std::memory_order_relaxed);
+  else if (variant || found->vary.empty()) s.hits.fetch_add(1, std::memory_order_relaxed);
   return found;
 }
 

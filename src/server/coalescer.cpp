@@ -5,16 +5,26 @@
 
 namespace virex::server {
 
-bool Coalescer::join(std::uint64_t hash, std::string_view key, const std::shared_ptr<Waiter>& w) {
+Coalescer::Role Coalescer::join(std::uint64_t hash, std::string_view key, const std::shared_ptr<Waiter>& w) {
   Shard& s = shards_[hash % shards_.size()];
   std::lock_guard lock(s.mu);
   auto [b, e] = s.flights.equal_range(hash);
   for (auto it = b; it != e; ++it) {
     if (it->second.first != key) continue;
-    if (it->second.second.size() >= kMaxWaiters) return true;  // a bounded queue: this one fetches as well
+    if (it->second.second.size() >= kMaxWaiters) return Role::alone;  // a bounded queue
     it->second.second.push_back(w);
-    return false;
+    return Role::wait;
   }
+  s.flights.emplace(hash, std::make_pair(std::string(key), std::vector<std::shared_ptr<Waiter>>{}));
+  return Role::lead;
+}
+
+bool Coalescer::lead(std::uint64_t hash, std::string_view key) {
+  Shard& s = shards_[hash % shards_.size()];
+  std::lock_guard lock(s.mu);
+  auto [b, e] = s.flights.equal_range(hash);
+  for (auto it = b; it != e; ++it)
+    if (it->second.first == key) return false;
   s.flights.emplace(hash, std::make_pair(std::string(key), std::vector<std::shared_ptr<Waiter>>{}));
   return true;
 }

@@ -28,8 +28,14 @@ class Coalescer {
   };
   static constexpr std::size_t kMaxWaiters = 16384;  // per key; beyond, a request goes to the origin itself
 
-  // True: the caller leads (it must call finish() when its exchange ends). False: `w` was queued.
-  bool join(std::uint64_t hash, std::string_view key, const std::shared_ptr<Waiter>& w);
+  enum class Role : std::uint8_t {
+    lead,   // the caller fetches for the key; it must call finish() when its exchange ends
+    wait,   // `w` was queued behind the flight in progress
+    alone,  // the flight's queue is full: the caller fetches without leading (and must not call finish())
+  };
+  Role join(std::uint64_t hash, std::string_view key, const std::shared_ptr<Waiter>& w);
+  // Takes the flight for `key` when none is in progress (then the caller must call finish()); never queues.
+  bool lead(std::uint64_t hash, std::string_view key);
   // Ends the flight for `key` and wakes its waiters.
   void finish(std::uint64_t hash, std::string_view key);
 

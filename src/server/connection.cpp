@@ -2,6 +2,10 @@
 // RFC 9110 §10.1.1 (Expect: 100-continue).
 #include "connection.hpp"
 
+#include "cache_fill.hpp"
+#include "coalescer.hpp"
+#include "refresh.hpp"
+
 #include <virex/observe/trace_context.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -16,6 +20,14 @@
 
 namespace virex::server {
 namespace {
+// The edge-cache outcome of a request, as the access log writes it (the span attribute drops "edge=").
+constexpr std::string_view kEdgeOutcomes[] = {"edge=hit", "edge=stale-if-error", "edge=stale-while-revalidate",
+                                              "edge=revalidated", "edge=stale", "edge=miss"};
+template <class P>
+std::size_t edge_outcome(const P& p) noexcept {
+  if (p.hit) return p.serving_stale ? 1 : p.stale_while_revalidate ? 2 : p.revalidated ? 3 : 0;
+  return p.fwd == cache::Forward::stale ? 4 : 5;
+}
 constexpr std::size_t kInitialBuffer = kReadBufferSize;
 constexpr std::size_t kLingerBytes = 1024 * 1024;       // discarded at most after an error response
 constexpr auto kLingerTime = std::chrono::seconds(2);   // RFC 9112 §9.6: read a little before closing
@@ -130,7 +142,6 @@ void Connection::release_upstream_buffers() {
   std::string().swap(up_head_);
   std::string().swap(up_path_);
   std::string().swap(up_extra_);
-  std::string().swap(store_head_);
   std::string().swap(store_body_);
   pending_entry_.reset();
   storing_ = false;
@@ -407,6 +418,11 @@ void Connection::on_head() {
   p.hit.reset();
   p.stale_fallback.reset();
   p.serving_stale = false;
+  p.stale_while_revalidate = false;
+  p.revalidate.reset();
+  p.revalidated = false;
+  p.revalidated_stored = false;
+  p.not_modified = false;
   p.cacheable = false;
   p.leader = false;
   p.collapsed = false;
@@ -535,10 +551,24 @@ void Connection::cache_lookup(const http::RequestHead& h) {
   const auto elapsed = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - e->stored_at);
   const bool soft_purged = e->stale.load(std::memory_order_relaxed);
   const cache::Usability u = cache::usability(d, elapsed);
+  // RFC 5861 §3: inside the stale-while-revalidate window (a soft purge makes the entry stale at once, inside
+  // the same window) the stale entry answers now and one background refresh brings a new one.
+  if ((soft_purged || u == cache::Usability::stale_while_revalidate) && e->swr > 0 && elapsed < d.ttl + d.swr &&
+      r.upstream) {
+    if (!p.collapsed) count_cache(CacheResult::stale_while_revalidate);
+    Coalescer* c = worker_.coalescer();
+    if (p.cacheable && c && refresh_slot_free(worker_) && c->lead(cache_hash_, cache_key_)) start_refresh(h, e);
+    p.stale_while_revalidate = true;
+    p.not_modified = cache::not_modified(h, e->etag, e->last_modified, std::time(nullptr));
+    p.hit = std::move(e);
+    return;
+  }
   if (soft_purged || u != cache::Usability::fresh) {
     // Refetched; kept for an origin failure while the response's stale windows allow (RFC 5861 §4).
     if (e->sie > 0 && (u != cache::Usability::stale || (soft_purged && elapsed < d.ttl + d.sie)))
       p.stale_fallback = e;
+    // Revalidated with its validators when the request has no preconditions of its own (RFC 9111 §4.3.1).
+    if (p.cacheable && (!e->etag.empty() || !e->last_modified.empty()) && !has_preconditions(h)) p.revalidate = e;
     p.fwd = cache::Forward::stale;
     if (!p.collapsed) count_cache(CacheResult::stale);
     join_flight();
@@ -555,11 +585,13 @@ void Connection::join_flight() {
   Coalescer* c = worker_.coalescer();
   if (!p.cacheable || !c) return;
   auto w = std::make_shared<Coalescer::Waiter>(worker_.io().get_executor());
-  if (c->join(cache_hash_, cache_key_, w)) {
-    p.leader = true;
-  } else {
-    p.follower = std::move(w);
-    count_cache(CacheResult::collapsed);
+  switch (c->join(cache_hash_, cache_key_, w)) {
+    case Coalescer::Role::lead: p.leader = true; break;
+    case Coalescer::Role::wait:
+      p.follower = std::move(w);
+      count_cache(CacheResult::collapsed);
+      break;
+    case Coalescer::Role::alone: break;
   }
 }
 
@@ -584,9 +616,15 @@ void Connection::answer_hit() {
   const auto in_cache = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - e.stored_at);
   const auto age = static_cast<std::int64_t>(e.initial_age) + in_cache.count();
   cache::CacheStatus cs;
-  cs.hit = true;
+  cs.hit = !p.revalidated;
   cs.collapsed = p.collapsed;
+  if (p.revalidated) {  // RFC 9211 §2.3: went forward because stale; the origin's 304 is the fwd-status
+    cs.fwd = cache::Forward::stale;
+    cs.fwd_status = 304;
+    cs.stored = p.revalidated_stored;
+  }
   if (p.serving_stale) cs.detail = "stale-if-error";
+  else if (p.stale_while_revalidate) cs.detail = "stale-while-revalidate";
   cs.ttl = static_cast<std::int64_t>(e.ttl) - in_cache.count();
   const http::ConnectionHeader conn = connection_header();
   std::size_t bytes_out = 0, body_bytes = 0;
@@ -687,8 +725,7 @@ void Connection::export_spans(unsigned status, std::string_view error, std::chro
   }
   s.int_attributes.emplace_back("http.response.status_code", status);
   if (p.route && p.route->cache)  // the edge-cache outcome (a lookup is too short to be worth a span of its own)
-    s.attributes.emplace_back("virex.cache.edge", p.hit ? (p.serving_stale ? "stale-if-error" : "hit")
-                                                        : p.fwd == cache::Forward::stale ? "stale" : "miss");
+    s.attributes.emplace_back("virex.cache.edge", kEdgeOutcomes[edge_outcome(p)].substr(5));
   if (p.up_span.present) {
     // The upstream exchange: a client span under the server span; its id is the parent the upstream saw.
     const auto& u = p.up_span;
@@ -749,7 +786,7 @@ void Connection::log_access(unsigned status, std::size_t bytes_out, std::size_t 
   if (p.has_trace) r.trace_id = std::string_view(p.trace_id, sizeof p.trace_id);
   if (p.upstream) r.upstream = p.upstream->name;
   if (p.route && p.route->cache)
-    r.cache = p.hit ? "edge=hit" : p.fwd == cache::Forward::stale ? "edge=stale" : "edge=miss";
+    r.cache = kEdgeOutcomes[edge_outcome(p)];
   r.upstream_time = p.upstream_time;
   r.error = error;
   worker_.log_access(r);

@@ -80,6 +80,12 @@ class Connection {
     // purged: served instead of an origin failure (error, timeout, 5xx). `serving_stale` marks that answer.
     std::shared_ptr<const cache::Entry> stale_fallback;
     bool serving_stale = false;
+    bool stale_while_revalidate = false;  // the hit is stale, served while a background refresh runs (RFC 5861 §3)
+    // A stale entry with validators the leader's fetch revalidates (RFC 9111 §4.3.1): set when the request had
+    // no preconditions of its own; `revalidated`: the origin answered 304 and the freshened entry is served.
+    std::shared_ptr<const cache::Entry> revalidate;
+    bool revalidated = false;
+    bool revalidated_stored = false;
     std::shared_ptr<Coalescer::Waiter> follower;  // set: wait for the leader before anything else
     cache::Forward fwd = cache::Forward::none;
     // POST /cache/purge on an admin listener: its credentials and JSON body (bounded by kMaxPurgeBody).
@@ -149,12 +155,17 @@ class Connection {
   // The exchange for the request whose head process() stopped at: upstream tries (with retries), request body
   // streamed up, response streamed down, or an error response queued. Suspends on both sockets.
   Awaitable<void> proxy();
+  void build_upstream_head(std::string& out, const http::RequestHead& h, std::string_view traceparent, bool websocket);
+  // Stale-while-revalidate: hands the entry's refresh to a background fetch (refresh.cpp) when none runs.
+  void start_refresh(const http::RequestHead& h, const std::shared_ptr<const cache::Entry>& e);
   struct Try;
   Awaitable<upstream::ProxyErrc> connect_upstream(Try& t);
   Awaitable<upstream::ProxyErrc> send_request(Try& t);
   Awaitable<upstream::ProxyErrc> read_response_head(Try& t);
   Awaitable<upstream::ProxyErrc> relay_response(Try& t);
   Awaitable<void> tunnel(Try& t);
+  // The upstream answered 304 to the validators of pending_.revalidate: freshen the entry and answer from it.
+  bool answer_revalidated(Try& t);
   Awaitable<bool> read_client();
   bool make_upstream_room();        // more request bytes into buf_; false on EOF/error/timeout
   Awaitable<bool> write_client(std::span<const asio::const_buffer> b);
@@ -209,8 +220,8 @@ class Connection {
   std::uint64_t cache_hash_ = 0;
   std::vector<http::Header> vary_scratch_;  // the Vary names of an entry as header fields, for vary_key()
   std::vector<std::shared_ptr<const cache::Entry>> hold_;  // entries whose bytes the pending write references
-  // A response being stored while it streams: its head (without framing) and its body so far.
-  std::string store_head_, store_body_;
+  // A response being stored while it streams: its entry (head and metadata) and its body so far.
+  std::string store_body_;
   std::shared_ptr<cache::Entry> pending_entry_;
   bool storing_ = false;
   int client_trusted_ = -1;             // -1 unknown, else whether the peer is in proxy.trusted_proxies

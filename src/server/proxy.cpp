@@ -6,6 +6,9 @@
 // (Proxy-Status), RFC 6455 §4 (upgrade). Runs on the connection's worker thread, inside its coroutine.
 #include "connection.hpp"
 
+#include "cache_fill.hpp"
+#include "refresh.hpp"
+
 #include <virex/http/text.hpp>
 #include <virex/upstream/forward.hpp>
 
@@ -77,104 +80,19 @@ void Connection::add_last_chunk() {
   add_scratch(from);
 }
 
-// Starts storing a response that decide() allows: the head as a hit will send it (without Date, Age and the
-// framing, which every hit writes itself) and the entry's metadata; the body is gathered as it streams.
+// Starts storing a response that decide() allows: the entry's head and metadata now; the body is gathered as it
+// streams.
 bool Connection::begin_store(const http::ResponseHead& rh, const cache::StoreDecision& d) {
-  std::vector<http::Header> kept;
-  kept.reserve(rh.headers.size());
-  for (const http::Header& f : rh.headers)
-    if (!http::iequals(f.name, "Date") && !http::iequals(f.name, "Age")) kept.push_back(f);
-  http::ResponseHead copy = rh;
-  copy.headers = kept;
-  copy.no_body = true;   // no framing field: the hit adds Content-Length for the stored body
-  copy.content_length.reset();
-  copy.chunked = false;
-  store_head_.clear();
-  upstream::ResponseForward f;
-  f.via = worker_.via();
-  upstream::append_response_head(store_head_, copy, f);
+  pending_entry_ = make_entry(parser_.head(), rh, d, *snapshot_, *pending_.route, cache_key_, worker_.via());
   store_body_.clear();
-  auto e = std::make_shared<cache::Entry>();
-  const http::RequestHead& h = parser_.head();
-  e->key = cache_key_;
-  if (!rh.header("Vary").empty()) {
-    if (!cache::vary_key(e->variant_key, h, rh.headers)) return false;  // Vary: * (decide() refuses it too)
-    for (const http::Header& f2 : rh.headers) {
-      if (!http::iequals(f2.name, "Vary")) continue;
-      std::string_view list = f2.value;
-      while (!list.empty()) {
-        const auto comma = list.find(',');
-        std::string name(http::trim_ows(list.substr(0, comma)));
-        for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        if (!name.empty()) e->vary.push_back(std::move(name));
-        if (comma == std::string_view::npos) break;
-        list.remove_prefix(comma + 1);
-      }
-    }
-    // The variant key from the same normalised names a lookup uses (cache_lookup()), so they always agree.
-    std::vector<http::Header> vary;
-    for (const std::string& name : e->vary) vary.push_back({"Vary", name});
-    cache::vary_key(e->variant_key, h, vary);
-  }
-  e->host.assign(h.host);
-  for (char& c : e->host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  e->path.assign(h.path);
-  e->status = static_cast<std::uint16_t>(rh.status);
-  e->stored_at = std::chrono::steady_clock::now();
-  e->initial_age = static_cast<std::uint32_t>(d.initial_age.count());
-  e->ttl = static_cast<std::uint32_t>(d.ttl.count());
-  e->swr = static_cast<std::uint32_t>(d.swr.count());
-  e->sie = static_cast<std::uint32_t>(d.sie.count());
-  e->etag.assign(rh.header("ETag"));
-  e->last_modified.assign(rh.header("Last-Modified"));
-  // Purge tags: the route's fixed ones and the response's Surrogate-Key / Cache-Tag (space or comma lists).
-  // Templates take the route's path captures ("customer:{customer_id}"); the loader checked every name exists.
-  const pipeline::Match m = snapshot_->routes.match(h.host, h.path, h.method, h.method_text);
-  for (const std::string& tag : pending_.route->cache->tags) {
-    if (tag.find('{') == std::string::npos) {
-      e->tags.push_back(tag);
-      continue;
-    }
-    std::string out;
-    std::string_view rest = tag;
-    while (!rest.empty()) {
-      const auto open = rest.find('{');
-      const auto close = open == std::string_view::npos ? open : rest.find('}', open);
-      if (close == std::string_view::npos) {
-        out.append(rest);
-        break;
-      }
-      out.append(rest.substr(0, open));
-      const std::string_view name = rest.substr(open + 1, close - open - 1);
-      for (std::size_t i = 0; i < m.ncaptures; ++i)
-        if (m.captures[i].name == name) out.append(m.captures[i].value);
-      rest.remove_prefix(close + 1);
-    }
-    e->tags.push_back(std::move(out));
-  }
-  for (const http::Header& f2 : rh.headers) {
-    if (!http::iequals(f2.name, "Surrogate-Key") && !http::iequals(f2.name, "Cache-Tag")) continue;
-    std::string_view list = f2.value;
-    while (!list.empty()) {
-      const auto sep = list.find_first_of(", ");
-      const std::string_view tag = list.substr(0, sep);
-      if (!tag.empty() && e->tags.size() < 32) e->tags.emplace_back(tag);
-      if (sep == std::string_view::npos) break;
-      list.remove_prefix(sep + 1);
-    }
-  }
-  pending_entry_ = std::move(e);
-  return true;
+  return pending_entry_ != nullptr;
 }
 
 void Connection::finish_store() {
   storing_ = false;
   if (!pending_entry_) return;
   auto e = std::move(pending_entry_);
-  e->head = std::move(store_head_);
-  e->head.append("Content-Length: ").append(std::to_string(store_body_.size())).append("\r\n");
-  e->body = std::move(store_body_);
-  store_head_.clear();
+  seal(*e, std::move(store_body_));
   store_body_.clear();
   worker_.edge_cache()->insert(std::move(e), cache_hash_);
 }
@@ -593,6 +511,86 @@ Awaitable<void> Connection::tunnel(Try& t) {
             Pump::run(this, &t.conn->socket, &socket_, up_buf_.get(), up_cap_, t.idle));
 }
 
+// The request head for the route's upstream: the rewritten path (strip_prefix / add_prefix), forwarding
+// headers (X-Forwarded-*, Via, Host override) and `traceparent` when non-empty.
+void Connection::build_upstream_head(std::string& out, const http::RequestHead& h, std::string_view traceparent,
+                                     bool websocket) {
+  const config::RouteUpstream& ru = *pending_.route->upstream;
+  const config::Upstream& cfg = *snapshot_->clusters[pending_.route->cluster].config;
+  std::string& path = up_path_;  // reused across requests on this connection
+  path.clear();
+  std::string_view rest = h.path;
+  if (!ru.strip_prefix.empty() && rest.starts_with(ru.strip_prefix)) rest.remove_prefix(ru.strip_prefix.size());
+  if (!ru.add_prefix.empty()) {
+    path = ru.add_prefix;
+    if (path.back() == '/' && rest.starts_with('/')) rest.remove_prefix(1);
+  }
+  if (path.empty() && !rest.starts_with('/')) path = "/";
+  else if (!path.empty() && path.back() != '/' && !rest.empty() && !rest.starts_with('/')) path.push_back('/');
+  path.append(rest);
+  upstream::RequestForward f;
+  f.path = path;
+  f.query = h.query;
+  f.client_addr = client_ip();
+  f.client_trusted = !snapshot_->config.proxy.trusted_proxies.empty() &&
+                     upstream::is_trusted(snapshot_->config.proxy.trusted_proxies, f.client_addr);
+  f.host_override = cfg.host_header;
+  f.via = worker_.via();
+  f.websocket = websocket;
+  f.traceparent = traceparent;
+  out.clear();
+  upstream::append_request_head(out, h, f);
+}
+
+// RFC 9111 §4.3.3–§4.3.4: the origin confirmed the stored response. Its header fields are updated from the 304,
+// its freshness computed anew, the entry replaced (when still storable) and the client answered from it. False
+// when the 304 cannot be used (then it is relayed like any response).
+bool Connection::answer_revalidated(Try& t) {
+  http::H1ResponseParser& p = *up_parser_;
+  cache::StoreDecision d;
+  auto fresh = freshen(*pending_.revalidate, p.head(), parser_.head(), *snapshot_, *pending_.route,
+                       std::time(nullptr), d);
+  if (!fresh) return false;
+  // The 304 ends at its head: the connection is reusable when nothing follows it.
+  const auto r = p.feed(std::string_view(up_buf_.get() + up_begin_, up_end_ - up_begin_));
+  up_begin_ += r.consumed;
+  const bool reusable = r.event == http::H1ResponseParser::Event::complete && p.head().keep_alive && up_begin_ == up_end_;
+  pending_.revalidated_stored = d.store && worker_.edge_cache()->insert(fresh, cache_hash_);
+  if (!pending_.revalidated_stored) worker_.edge_cache()->erase(cache_key_, cache_hash_);
+  upstream_ = nullptr;
+  t.pool->release(std::move(t.conn), reusable, t.cluster->config->pool, std::chrono::steady_clock::now());
+  segments_.clear();
+  scratch_.clear();
+  count_cache(CacheResult::revalidated);
+  pending_.revalidated = true;
+  pending_.stale_fallback.reset();
+  pending_.not_modified = cache::not_modified(parser_.head(), fresh->etag, fresh->last_modified, std::time(nullptr));
+  pending_.hit = std::move(fresh);
+  answer_hit();
+  return true;
+}
+
+// The request head the refresh sends: the client's, without its preconditions (the refresh asks with the
+// entry's validators, and a 304 to the client's own would say nothing about the stored response).
+void Connection::start_refresh(const http::RequestHead& h, const std::shared_ptr<const cache::Entry>& e) {
+  auto job = std::make_unique<RefreshJob>();
+  job->snapshot = snapshot_;
+  job->route = pending_.route;
+  job->stale = e;
+  job->request.assign(h.method_text.data(), h.head_bytes);
+  job->key = cache_key_;
+  job->hash = cache_hash_;
+  std::vector<http::Header> kept;
+  kept.reserve(h.headers.size());
+  for (const http::Header& f : h.headers)
+    if (!is_precondition(f.name)) kept.push_back(f);
+  http::RequestHead plain = h;
+  plain.headers = kept;
+  build_upstream_head(job->upstream_head, plain, {}, false);
+  job->conditional = add_validators(job->upstream_head, *e);
+  server::start_refresh(worker_, std::move(job));
+}
+
 Awaitable<void> Connection::proxy() {
   proxy_pending_ = false;
   timed_out_ = Timeout::none;
@@ -629,30 +627,10 @@ Awaitable<void> Connection::proxy() {
   t.first_byte = ru.first_byte.value_or(cfg.timeouts.first_byte);
   t.idle = ru.idle.value_or(cfg.timeouts.idle);
 
-  // The head for the upstream is built now, while the head's views into buf_ are valid.
-  std::string& path = up_path_;  // reused across requests on this connection
-  path.clear();
-  std::string_view rest = h.path;
-  if (!ru.strip_prefix.empty() && rest.starts_with(ru.strip_prefix)) rest.remove_prefix(ru.strip_prefix.size());
-  if (!ru.add_prefix.empty()) {
-    path = ru.add_prefix;
-    if (path.back() == '/' && rest.starts_with('/')) rest.remove_prefix(1);
-  }
-  if (path.empty() && !rest.starts_with('/')) path = "/";
-  else if (!path.empty() && path.back() != '/' && !rest.empty() && !rest.starts_with('/')) path.push_back('/');
-  path.append(rest);
-  upstream::RequestForward f;
-  f.path = path;
-  f.query = h.query;
-  f.client_addr = client_ip();
-  f.client_trusted = !snapshot_->config.proxy.trusted_proxies.empty() &&
-                     upstream::is_trusted(snapshot_->config.proxy.trusted_proxies, f.client_addr);
-  f.host_override = cfg.host_header;
-  f.via = worker_.via();
-  f.websocket = t.websocket;
   // W3C Trace Context §3.2: same trace id; as the parent, the id of this exchange's client span; sampled when
   // the caller's trace is or this node's head sampling keeps it.
   char traceparent[55];
+  std::string_view tp;
   auto& up_span = pending_.up_span;
   up_span = {};
   up_span.present = true;
@@ -675,10 +653,13 @@ Awaitable<void> Connection::proxy() {
     traceparent[52] = '-';
     traceparent[53] = kHex[flags >> 4];
     traceparent[54] = kHex[flags & 15];
-    f.traceparent = std::string_view(traceparent, sizeof traceparent);
+    tp = std::string_view(traceparent, sizeof traceparent);
   }
-  up_head_.clear();
-  upstream::append_request_head(up_head_, h, f);
+  // The head for the upstream is built now, while the head's views into buf_ are valid.
+  build_upstream_head(up_head_, h, tp, t.websocket);
+  // RFC 9111 §4.3.1: a stale entry with validators is revalidated rather than refetched (unless the client sent
+  // preconditions of its own, which then go as they are).
+  if (pending_.revalidate && !add_validators(up_head_, *pending_.revalidate)) pending_.revalidate.reset();
   std::uint64_t key_hash = 0;
   bool has_key = false;
   if (cfg.balance == config::Balance::consistent_hash) {
@@ -770,17 +751,7 @@ Awaitable<void> Connection::proxy() {
   std::string_view details;
   for (unsigned attempt = 0;; ++attempt) {
     // ---- pick ----
-    const auto now = std::chrono::steady_clock::now();
-    // The worker's scratch vector, not an array in this frame: Asio recycles coroutine frames only up to
-    // ~1 KiB, and this one runs for every proxied request.
-    std::vector<upstream::Candidate>& cands = worker_.candidates();
-    cands.resize(st.size());
-    for (std::size_t i = 0; i < st.size(); ++i) {
-      const upstream::EndpointState& e = st.endpoint(i);
-      cands[i].available = e.available(now);
-      cands[i].active = e.active.load(std::memory_order_relaxed);
-    }
-    const auto pick = cl.balancer->pick(cands, pool.pick_state(), has_key, key_hash, tried);
+    const auto pick = worker_.pick_endpoint(cl, pool, has_key, key_hash, tried);
     if (!pick) {
       err = ProxyErrc::destination_unavailable;
       details = "no healthy endpoint";
@@ -862,6 +833,11 @@ Awaitable<void> Connection::proxy() {
     retry_slot.held = false;
   }
 
+  if (err == ProxyErrc::none && pending_.revalidate && up_parser_->head().status == 304 && answer_revalidated(t)) {
+    parser_.next();
+    set_deadline(Phase::idle);
+    co_return;
+  }
   // RFC 5861 §4 stale-if-error: the origin failed (no answer, or a 5xx) and a stale copy may stand in for it.
   if (pending_.stale_fallback && err != ProxyErrc::http_request_error && !parser_.in_message() &&
       (err != ProxyErrc::none || (!t.websocket && up_parser_->head().status >= 500))) {

@@ -70,6 +70,12 @@ Worker::Worker(unsigned id, Shared shared)
     timeouts_[i] = shard_.counter(shared.registry->counter(
         "virex_http_timeouts_total", "Client connections closed because a deadline expired, by phase.",
         {{"phase", std::string(kPhases[i])}}));
+  static constexpr std::string_view kRefresh[] = {"updated", "not_modified", "uncacheable", "failed"};
+  for (std::size_t i = 0; i < kRefreshResults; ++i)
+    refresh_results_[i] = shard_.counter(shared.registry->counter(
+        "virex_cache_refreshes_total",
+        "Background refreshes of stale edge-cache entries (stale-while-revalidate), by outcome.",
+        {{"result", std::string(kRefresh[i])}}));
   access_log_dropped_ = shard_.counter(shared.registry->counter(
       "virex_access_log_dropped_lines_total", "Access log lines dropped because the writer fell behind."));
   now_ = std::chrono::steady_clock::now();
@@ -176,12 +182,15 @@ RouteSeries& Worker::route_series(ListenerState& l, const pipeline::Snapshot& s,
                                                 "Time from a request's head to its response being queued.",
                                                 {{"listener", l.name}, {"route", route}},
                                                 observe::default_latency_buckets(), 1e-9));
-    static constexpr std::string_view kResults[] = {"hit", "miss", "stale", "bypass", "collapsed"};
+    static constexpr std::string_view kResults[] = {"hit",    "miss",      "stale", "bypass",
+                                                    "collapsed", "stale_while_revalidate", "revalidated"};
     const bool caches = idx < s.routes.routes().size() && s.routes.routes()[idx].cache;
     for (std::size_t i = 0; i < kCacheResults; ++i)
       r.cache[i] = caches ? shard_.counter(reg.counter(
                                 "virex_cache_requests_total",
-                                "Requests on caching routes by edge-cache outcome (collapsed: waited on another's fetch).",
+                                "Requests on caching routes by edge-cache outcome (collapsed: waited on another's fetch; "
+                                "stale_while_revalidate: served stale during a background refresh; revalidated: "
+                                "served after a 304 from the origin).",
                                 {{"route", route}, {"result", std::string(kResults[i])}}))
                           : observe::CounterRef(&discard_cells_[0]);
   } catch (const std::exception& e) {
@@ -193,6 +202,19 @@ RouteSeries& Worker::route_series(ListenerState& l, const pipeline::Snapshot& s,
     r.duration = observe::HistogramRef(kDiscardBounds.data(), 0, discard_cells_.data());
   }
   return r;
+}
+
+std::optional<std::uint32_t> Worker::pick_endpoint(const pipeline::Cluster& c, upstream::WorkerPool& pool,
+                                                   bool has_key, std::uint64_t key_hash, std::uint64_t tried) {
+  const auto now = std::chrono::steady_clock::now();
+  const upstream::ClusterState& st = pool.state();
+  candidates_.resize(st.size());
+  for (std::size_t i = 0; i < st.size(); ++i) {
+    const upstream::EndpointState& e = st.endpoint(i);
+    candidates_[i].available = e.available(now);
+    candidates_[i].active = e.active.load(std::memory_order_relaxed);
+  }
+  return c.balancer->pick(candidates_, pool.pick_state(), has_key, key_hash, tried);
 }
 
 std::shared_ptr<upstream::WorkerPool> Worker::upstream_pool(const pipeline::Cluster& c) {

@@ -46,8 +46,14 @@ class Connection;
 
 // Per-request series of one (listener, route) pair in this worker, registered on first use.
 // Edge-cache outcomes counted per route (virex_cache_requests_total{result}).
-enum class CacheResult : std::uint8_t { hit, miss, stale, bypass, collapsed };
-inline constexpr std::size_t kCacheResults = 5;
+// stale_while_revalidate: answered stale while one background refresh runs; revalidated: answered from the
+// stored response after the origin confirmed it with a 304.
+enum class CacheResult : std::uint8_t { hit, miss, stale, bypass, collapsed, stale_while_revalidate, revalidated };
+inline constexpr std::size_t kCacheResults = 7;
+// Outcomes of background refreshes (virex_cache_refreshes_total{result}): a new response stored, the stored one
+// freshened by a 304, the origin's answer may not be stored (the entry is dropped), or no usable answer.
+enum class RefreshResult : std::uint8_t { updated, not_modified, uncacheable, failed };
+inline constexpr std::size_t kRefreshResults = 4;
 
 struct RouteSeries {
   std::array<observe::CounterRef, 5> by_class;  // 1xx … 5xx
@@ -141,6 +147,14 @@ class Worker {
   std::string_view via() const noexcept { return via_; }
   // Scratch for endpoint selection (filled and consumed without suspending in between).
   std::vector<upstream::Candidate>& candidates() noexcept { return candidates_; }
+  // An endpoint of `c` for the next try: the balancer's pick among the available ones not in `tried` (a bit
+  // per endpoint index mod 64), or none.
+  std::optional<std::uint32_t> pick_endpoint(const pipeline::Cluster& c, upstream::WorkerPool& pool, bool has_key,
+                                             std::uint64_t key_hash, std::uint64_t tried);
+  // Background edge-cache refreshes running on this worker (refresh.cpp) and their outcomes.
+  unsigned& refreshes() noexcept { return refreshes_; }
+  unsigned refreshes() const noexcept { return refreshes_; }
+  void count_refresh(RefreshResult r) { refresh_results_[static_cast<std::size_t>(r)].inc(); }
 
   std::unique_ptr<char[]> acquire_buffer();
   void release_buffer(std::unique_ptr<char[]> b);
@@ -173,6 +187,8 @@ class Worker {
   std::array<observe::CounterRef, http::kParseErrorCount> parse_errors_;
   std::array<observe::CounterRef, 4> timeouts_;
   observe::CounterRef access_log_dropped_;
+  std::array<observe::CounterRef, kRefreshResults> refresh_results_;
+  unsigned refreshes_ = 0;
   std::array<std::atomic<std::uint64_t>, 4> discard_cells_{};  // series that could not be registered
   static constexpr std::array<std::uint64_t, 1> kDiscardBounds{0};
   void hand_over_access_log();

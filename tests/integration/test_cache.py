@@ -5,7 +5,24 @@ stored; edge_ttl caps the origin's lifetime."""
 import unittest
 
 from harness import DaemonTestCase, basic_config, http_request, wait_until
-from origin import Origin, Reply
+from origin import Behaviour, Origin, Reply
+
+
+class Validating(Behaviour):
+    """200 with validators (ETag, Last-Modified) and `stale` Cache-Control; a request whose If-None-Match carries
+    the ETag (or, without one, whose If-Modified-Since equals Last-Modified) gets 304 with `fresh` Cache-Control
+    and an X-Version field the 200 does not have."""
+
+    def __init__(self, body, etag, last_modified, stale, fresh):
+        self.body, self.etag, self.lm, self.stale, self.fresh = body, etag, last_modified, stale, fresh
+
+    def handle(self, conn, req):
+        validators = [("ETag", self.etag)] if self.etag else []
+        validators += [("Last-Modified", self.lm)] if self.lm else []
+        inm, ims = req.header("If-None-Match"), req.header("If-Modified-Since")
+        if (self.etag and inm == self.etag) or (inm is None and self.lm and ims == self.lm):
+            return Reply(304, headers=validators + [("Cache-Control", self.fresh), ("X-Version", "304")]).handle(conn, req)
+        return Reply(200, self.body, headers=validators + [("Cache-Control", self.stale)]).handle(conn, req)
 
 
 def config(origin_endpoint, cache_yaml="{edge_ttl: 60s}", max_object="8MiB"):
@@ -120,6 +137,113 @@ class EdgeCacheTest(DaemonTestCase):
         self.assertRegex(r.header("Cache-Status", ""), r"hit; ttl=(0|-\d+)")
         # Without stale-if-error the failure is the client's answer once the copy is stale.
         wait_until(lambda: self.get(d, "/n").status == 502, timeout=10, what="/n to fail once stale")
+
+    def test_stale_while_revalidate_refreshes_once_in_the_background(self):
+        # RFC 5861 §3: once stale, the copy answers at once while ONE background request refreshes it — even while
+        # that refresh hangs at the origin, every client is answered from the stale copy.
+        import threading
+        from origin import Hold
+        self.o.route("/w", Reply(200, b"v1", headers=[("Cache-Control", "max-age=1, stale-while-revalidate=60")]))
+        d = self.daemon(config(self.o.endpoint))
+        self.assertEqual(self.get(d, "/w").body, b"v1")
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+        self.o.route("/w", Hold(gate, then=Reply(200, b"v2", headers=[("Cache-Control", "max-age=60")])))
+
+        def stale_served():
+            r = self.get(d, "/w")
+            return "stale-while-revalidate" in r.header("Cache-Status", "")
+        wait_until(stale_served, timeout=10, what="the stale copy served while revalidating")
+        self.o.wait_in_flight(1)
+        for _ in range(10):
+            r = self.get(d, "/w")
+            self.assertEqual((r.status, r.body), (200, b"v1"), r.describe())
+            self.assertRegex(r.header("Cache-Status", ""), r"^virex-edge; hit; ttl=(0|-\d+); detail=stale-while-revalidate",
+                             r.describe())
+        self.assertEqual(self.hits("/w"), 2, "the first fetch and one refresh")
+        gate.set()
+        wait_until(lambda: self.get(d, "/w").body == b"v2", timeout=10, what="the refreshed entry")
+        r = self.get(d, "/w")
+        self.assertRegex(r.header("Cache-Status", ""), r"^virex-edge; hit; ttl=(5\d|60)$", r.describe())
+        self.assertEqual(self.hits("/w"), 2, "no second refresh")
+        from harness import fetch_metrics, metric_sum
+        m = fetch_metrics(d.admin)
+        self.assertEqual(metric_sum(m, "virex_cache_refreshes_total", result="updated"), 1)
+        self.assertGreaterEqual(metric_sum(m, "virex_cache_requests_total", route="c", result="stale_while_revalidate"), 11)
+
+    def test_stale_entry_is_revalidated_with_its_validators(self):
+        # RFC 9111 §4.3: a stale entry with an ETag and Last-Modified is revalidated (If-None-Match /
+        # If-Modified-Since); the 304 freshens the stored response (its new Cache-Control), the body stays.
+        lm = "Wed, 21 Oct 2026 07:28:00 GMT"
+        self.o.route("/r", Validating(b"v1", '"e1"', lm, stale="max-age=1", fresh="max-age=60"))
+        d = self.daemon(config(self.o.endpoint))
+        self.assertEqual(self.get(d, "/r").body, b"v1")
+
+        def revalidated():
+            r = self.get(d, "/r")
+            return r if "fwd-status=304" in r.header("Cache-Status", "") else None
+        r = wait_until(revalidated, timeout=10, what="a revalidation answered 304")
+        self.assertEqual((r.status, r.body), (200, b"v1"), r.describe())
+        self.assertRegex(r.header("Cache-Status", ""), r"^virex-edge; fwd=stale; fwd-status=304; stored; ttl=(5\d|60)$")
+        self.assertEqual(r.header("X-Version"), "304", "fields from the 304 replace the stored ones")
+        self.assertEqual(r.header("ETag"), '"e1"')
+        last = self.o.requests(path="/r")[-1]
+        self.assertEqual((last.header("If-None-Match"), last.header("If-Modified-Since")), ('"e1"', lm))
+        n = self.hits("/r")
+        for _ in range(3):
+            h = self.get(d, "/r")
+            self.assertEqual(h.body, b"v1")
+            self.assertRegex(h.header("Cache-Status", ""), r"^virex-edge; hit; ttl=(5\d|60)$", h.describe())
+        self.assertEqual(self.hits("/r"), n, "fresh again after the 304")
+        from harness import fetch_metrics, metric_sum
+        self.assertEqual(metric_sum(fetch_metrics(d.admin), "virex_cache_requests_total", route="c",
+                                    result="revalidated"), 1)
+
+    def test_background_refresh_revalidates_with_validators(self):
+        self.o.route("/sv", Validating(b"body", '"t1"', None, stale="max-age=1, stale-while-revalidate=60",
+                                       fresh="max-age=60"))
+        d = self.daemon(config(self.o.endpoint))
+        self.assertEqual(self.get(d, "/sv").body, b"body")
+        from harness import fetch_metrics, metric_sum
+        wait_until(lambda: "stale-while-revalidate" in self.get(d, "/sv").header("Cache-Status", ""),
+                   timeout=10, what="a stale-while-revalidate answer")
+        wait_until(lambda: metric_sum(fetch_metrics(d.admin), "virex_cache_refreshes_total", result="not_modified") == 1,
+                   what="the background 304")
+        r = self.get(d, "/sv")
+        self.assertEqual((r.status, r.body), (200, b"body"))
+        self.assertRegex(r.header("Cache-Status", ""), r"^virex-edge; hit; ttl=(5\d|60)$", r.describe())
+        self.assertEqual(self.o.requests(path="/sv")[-1].header("If-None-Match"), '"t1"')
+        self.assertEqual(self.hits("/sv"), 2)
+
+    def test_memory_stays_under_max_bytes_with_a_working_set_ten_times_larger(self):
+        # 320 distinct 64 KiB objects (20 MiB) through a 2 MiB cache: the accounted bytes never pass max_bytes,
+        # entries are evicted, and the daemon's resident memory does not grow with the working set.
+        from harness import fetch_metrics, metric_sum
+        from test_proxy import rss_kib
+        self.o.route("/m/", Reply(200, b"z" * 65536, headers=[("Cache-Control", "max-age=60")]), prefix=True)
+        cfg = config(self.o.endpoint, max_object="1MiB").replace("max_bytes: 64MiB", "max_bytes: 2MiB")
+        # Under AddressSanitizer freed blocks sit in its quarantine (256 MiB by default) and would count as growth.
+        d = self.daemon(cfg, env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1:quarantine_size_mb=1"})
+        for i in range(32):
+            self.get(d, f"/m/{i}")
+        base = rss_kib(d.proc.pid)
+        peak = 0
+        for rnd in range(2):
+            for i in range(320):
+                r = self.get(d, f"/m/{i}")
+                self.assertEqual((r.status, len(r.body)), (200, 65536))
+                if i % 32 == 0:
+                    m = fetch_metrics(d.admin)
+                    peak = max(peak, metric_sum(m, "virex_cache_bytes"))
+        wait_until(lambda: metric_sum(fetch_metrics(d.admin), "virex_cache_evictions_total")
+                   + metric_sum(fetch_metrics(d.admin), "virex_cache_admission_rejected_total") > 0,
+                   what="evictions or admission rejections")
+        m = fetch_metrics(d.admin)
+        peak = max(peak, metric_sum(m, "virex_cache_bytes"))
+        self.assertLessEqual(peak, 2 * 1024 * 1024)
+        self.assertGreater(peak, 0)
+        growth = rss_kib(d.proc.pid) - base
+        self.assertLess(growth, 16 * 1024, f"RSS grew by {growth} KiB while 20 MiB of objects passed through")
 
     def test_cache_outcome_in_the_access_log(self):
         self.o.route("/l", Reply(200, b"l", headers=[("Cache-Control", "max-age=60")]))

@@ -107,7 +107,8 @@ class Store {
   // the index bucket and is never recomputed here.
 
   // The most recently inserted variant of `key` (its `vary` names the headers to build the variant key from),
-  // or null. Counts a hit or a miss and feeds the policy. The pointer keeps the entry alive.
+  // or null. Counts a hit (unless the entry has `vary`: the variant lookup then counts) or a miss and feeds the
+  // policy. The pointer keeps the entry alive.
   std::shared_ptr<const Entry> lookup(std::string_view key, std::uint64_t hash);
   // The variant of `key` whose variant_key equals `variant_key`, or null.
   std::shared_ptr<const Entry> lookup(std::string_view key, std::uint64_t hash, std::string_view variant_key);

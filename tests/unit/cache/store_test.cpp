@@ -162,6 +162,9 @@ TEST(Store, Variants) {
   EXPECT_EQ(st.lookup("/v", h)->body.size(), 30u);   // newest variant: its `vary` says how to key
   EXPECT_EQ(st.lookup("/v", h)->vary, ae);
   EXPECT_EQ(st.stats().objects, 3u);
+  // One count per request: the key lookup of a Vary'd entry leaves the count to the variant lookup.
+  EXPECT_EQ(st.stats().hits, 3u);
+  EXPECT_EQ(st.stats().misses, 1u);
   // Replacing one variant keeps the others.
   ASSERT_TRUE(put(st, {.key = "/v", .body = 11, .variant_key = "gzip", .vary = ae}));
   EXPECT_EQ(st.lookup("/v", h, "gzip")->body.size(), 11u);
