@@ -176,6 +176,47 @@ void append_upstreams(std::string& out, const std::map<std::string, UpstreamStat
   out += ']';
 }
 
+// One cache tier's totals for /stats.json: requests it could answer, those it answered, what it holds.
+struct TierStats {
+  double lookups = 0, hits = 0, bytes = 0, objects = 0;
+};
+
+// The edge tier from virex_cache_*: a hit is a fresh hit or a stale-while-revalidate answer; lookups leave out
+// bypassed requests, and `collapsed` (already a miss) and `revalidated` (already stale) are not counted twice.
+bool add_cache_sample(std::map<std::string, TierStats, std::less<>>& tiers, const observe::SeriesSample& s) {
+  const std::string_view f = s.family;
+  if (f == "virex_cache_requests_total") {
+    const std::string_view r = label(*s.labels, "result");
+    TierStats& t = tiers["edge"];
+    if (r == "hit" || r == "stale_while_revalidate") t.hits += s.value;
+    if (r == "hit" || r == "stale_while_revalidate" || r == "miss" || r == "stale") t.lookups += s.value;
+    return true;
+  }
+  if (f == "virex_cache_bytes") tiers["edge"].bytes += s.value;
+  else if (f == "virex_cache_objects") tiers["edge"].objects += s.value;
+  else return false;
+  return true;
+}
+
+void append_cache_tiers(std::string& out, const std::map<std::string, TierStats, std::less<>>& tiers) {
+  out += "\"cache\":[";
+  bool first = true;
+  for (const auto& [name, t] : tiers) {
+    if (!first) out += ',';
+    first = false;
+    out += "{\"tier\":";
+    json_string(out, name);
+    const std::pair<std::string_view, double> fields[] = {
+        {"lookups", t.lookups}, {"hits", t.hits}, {"bytes", t.bytes}, {"objects", t.objects}};
+    for (const auto& [k, v] : fields) {
+      out += ',';
+      json_field(out, k, v);
+    }
+    out += '}';
+  }
+  out += ']';
+}
+
 }  // namespace
 
 std::string stats_json(const observe::Registry& registry, const std::vector<std::string>& admin_listeners) {
@@ -189,6 +230,7 @@ std::string stats_json(const observe::Registry& registry, const std::vector<std:
   std::vector<double> bounds;
   std::vector<double> cumulative;
   std::map<std::string, UpstreamStats, std::less<>> upstreams;
+  std::map<std::string, TierStats, std::less<>> tiers;
   std::string version, node, region;
   registry.visit([&](const observe::SeriesSample& s) {
     const observe::Labels& l = *s.labels;
@@ -197,6 +239,7 @@ std::string stats_json(const observe::Registry& registry, const std::vector<std:
       add_upstream_sample(upstreams, s);
       return;
     }
+    if (f.starts_with("virex_cache_") && add_cache_sample(tiers, s)) return;
     if (f == "virex_build_info") {
       version = label(l, "version");
       node = label(l, "node");
@@ -288,6 +331,8 @@ std::string stats_json(const observe::Registry& registry, const std::vector<std:
   }
   out += "],";
   append_upstreams(out, upstreams);
+  out += ',';
+  append_cache_tiers(out, tiers);
   out += '}';
   return out;
 }

@@ -36,6 +36,8 @@ th:first-child,td:first-child{text-align:left}th{color:var(--dim);font-weight:50
 <div class="card wide"><small>requests / s, last 2 minutes</small><canvas id="spark" width="600" height="90"></canvas></div>
 <div class="card wide"><small>routes (rates over the last second)</small>
 <table><thead><tr><th>route</th><th>req/s</th><th>5xx/s</th><th>total</th></tr></thead><tbody id="routes"></tbody></table></div>
+<div class="card wide" id="cache" hidden><small>cache tiers (hit ratio over the last second; since start when idle)</small><div class="scroll">
+<table><thead><tr><th>tier</th><th>hit ratio</th><th>hits/s</th><th>lookups/s</th><th>objects</th><th>size</th></tr></thead><tbody id="tiers"></tbody></table></div></div>
 <div class="card wide" id="upstreams" hidden><small>upstream clusters (last second; since start when idle)</small><div class="scroll">
 <table><thead><tr><th>cluster</th><th>req/s</th><th>errors</th><th>p99</th><th>healthy</th></tr></thead><tbody id="up-clusters"></tbody></table></div>
 <small>upstream endpoints</small><div class="scroll">
@@ -101,6 +103,22 @@ function renderUpstreams(s, dt){
     }
   }
 }
+// Cache tiers: the share of lookups each tier answered, over the last second (since start when idle).
+function renderCache(s, dt){
+  const tiers = s.cache || [];
+  $("cache").hidden = tiers.length === 0;
+  const before = new Map(((prev && prev.cache) || []).map(t => [t.tier, t]));
+  const tb = $("tiers"); tb.textContent = "";
+  for (const t of tiers) {
+    const p = before.get(t.tier);
+    let hits = t.hits, lookups = t.lookups;
+    if (p && dt && t.lookups > p.lookups) { hits -= p.hits; lookups -= p.lookups; }
+    const ratio = lookups > 0 ? hits / lookups : null;
+    row(tb, [[t.tier], [ratio == null ? "–" : (100*ratio).toFixed(1)+" %", ratio != null && ratio < 0.5 ? "bad" : "ok"],
+             [p && dt ? fmtNum((t.hits-p.hits)/dt) : "–"], [p && dt ? fmtNum((t.lookups-p.lookups)/dt) : "–"],
+             [fmtInt(t.objects)], [fmtBytes(t.bytes)]]);
+  }
+}
 function render(s){
   $("who").textContent = `${s.node} · ${s.region} · v${s.version}`;
   $("total").textContent = fmtInt(s.requests);
@@ -133,6 +151,7 @@ function render(s){
   $("p99").textContent = fmtSec(quantile(0.99, s.latency.bounds, cum));
   $("p50").title = $("p99").title = scope;
   renderUpstreams(s, prev ? Math.max(1e-3, (s.time_ms - prev.time_ms) / 1000) : null);
+  renderCache(s, prev ? Math.max(1e-3, (s.time_ms - prev.time_ms) / 1000) : null);
   spark(); prev = s;
 }
 async function poll(){

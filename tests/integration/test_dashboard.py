@@ -104,6 +104,28 @@ class DashboardTest(DaemonTestCase):
         self.assertTrue(os.path.getsize(shot) > 10_000, cp.stderr[-2000:])
         d.stop()
 
+    def test_cache_tiers_section(self):
+        """A caching route: /stats.json counts the edge tier's lookups and hits (one miss, four hits) and what it
+        holds; the page shows the tier's hit ratio."""
+        a = Origin("a").start()
+        self.addCleanup(a.close)
+        a.route("/c", Reply(200, b"cached\n", headers=[("Cache-Control", "max-age=60")]))
+        d = self.daemon(basic_config("  - {name: api, match: {prefix: /}, upstream: web, cache: {edge_ttl: 60s}}\n",
+                                     workers=1) + f'upstreams:\n  web: {{endpoints: ["{a.endpoint}"]}}\n')
+        for _ in range(5):
+            self.assertEqual(http_get(d.public, "/c").status, 200)
+
+        def edge():
+            tiers = json.loads(http_get(d.admin, "/stats.json").body)["cache"]
+            self.assertEqual([t["tier"] for t in tiers], ["edge"])
+            return tiers[0] if tiers[0]["objects"] == 1 else None   # the store's gauges refresh every second
+        t = wait_until(edge, 10, what="the edge tier's gauges")
+        self.assertEqual((t["lookups"], t["hits"]), (5, 4), t)
+        self.assertGreater(t["bytes"], 0)
+        dom = self.chromium("--dump-dom", f"http://127.0.0.1:{d.admin}/dashboard").stdout
+        self.assertRegex(dom, r'<tr><td>edge</td><td class="ok">80\.0 %</td>', dom[-3000:])
+        d.stop()
+
     def test_stats_and_dashboard_only_on_admin_listeners(self):
         d = self.daemon(basic_config(hello("v1")))
         self.assertEqual(http_get(d.public, "/stats.json").status, 404)
