@@ -21,6 +21,13 @@ if(VIREX_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
   add_link_options(-fsanitize=address,undefined)
 endif()
+# ThreadSanitizer build (preset tsan): the concurrent parts — the edge-cache store, the cluster state's atomics —
+# under their multi-threaded unit tests. Only those targets are built (CMakePresets.json).
+option(VIREX_TSAN "Build with ThreadSanitizer" OFF)
+if(VIREX_TSAN)
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+endif()
 if(VIREX_FUZZ)
   if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
     message(FATAL_ERROR "VIREX_FUZZ needs clang (CXX=clang++-14)")
