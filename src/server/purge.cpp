@@ -100,6 +100,7 @@ unsigned Connection::answer_purge(std::string& out, std::string_view date, http:
     else if (kind == "prefix") n = store->purge_prefix(lower_host, what, soft);
     else n = store->purge_path(lower_host, what, soft);
   }
+  worker_.count_purge(kind == "path" ? 0 : kind == "prefix" ? 1 : 2, soft, n);
   spdlog::info("cache purge: {} {}{}{} → {} entr{}", kind, what, host.empty() ? "" : " host ", host,
                soft ? " (soft)" : "", n, n == 1 ? "y" : "ies");
   append_json_response(out, 200, date, conn, "{\"purged\":" + std::to_string(n) + "}\n");

@@ -76,6 +76,13 @@ Worker::Worker(unsigned id, Shared shared)
         "virex_cache_refreshes_total",
         "Background refreshes of stale edge-cache entries (stale-while-revalidate), by outcome.",
         {{"result", std::string(kRefresh[i])}}));
+  static constexpr std::string_view kPurgeKinds[] = {"path", "prefix", "tag"};
+  for (std::size_t i = 0; i < purges_.size(); ++i)
+    purges_[i] = shard_.counter(shared.registry->counter(
+        "virex_cache_purges_total", "Edge-cache purges through the admin API, by kind and mode.",
+        {{"kind", std::string(kPurgeKinds[i / 2])}, {"mode", i % 2 ? "soft" : "hard"}}));
+  purged_entries_ = shard_.counter(shared.registry->counter(
+      "virex_cache_purged_entries_total", "Edge-cache entries removed (hard) or marked stale (soft) by purges."));
   access_log_dropped_ = shard_.counter(shared.registry->counter(
       "virex_access_log_dropped_lines_total", "Access log lines dropped because the writer fell behind."));
   now_ = std::chrono::steady_clock::now();

@@ -155,6 +155,11 @@ class Worker {
   unsigned& refreshes() noexcept { return refreshes_; }
   unsigned refreshes() const noexcept { return refreshes_; }
   void count_refresh(RefreshResult r) { refresh_results_[static_cast<std::size_t>(r)].inc(); }
+  // An admin purge (kind: 0 path, 1 prefix, 2 tag) and the entries it removed or marked stale.
+  void count_purge(unsigned kind, bool soft, std::size_t entries) {
+    purges_[kind * 2 + soft].inc();
+    purged_entries_.inc(entries);
+  }
 
   std::unique_ptr<char[]> acquire_buffer();
   void release_buffer(std::unique_ptr<char[]> b);
@@ -188,6 +193,8 @@ class Worker {
   std::array<observe::CounterRef, 4> timeouts_;
   observe::CounterRef access_log_dropped_;
   std::array<observe::CounterRef, kRefreshResults> refresh_results_;
+  std::array<observe::CounterRef, 6> purges_;
+  observe::CounterRef purged_entries_;
   unsigned refreshes_ = 0;
   std::array<std::atomic<std::uint64_t>, 4> discard_cells_{};  // series that could not be registered
   static constexpr std::array<std::uint64_t, 1> kDiscardBounds{0};

@@ -408,6 +408,10 @@ class PurgeTest(DaemonTestCase):
     def test_soft_purge_marks_stale(self):
         self.warm()
         self.assertEqual(self.purge('{"tag": "all", "soft": true}').body, b'{"purged":3}\n')
+        from harness import fetch_metrics, metric_sum
+        m = fetch_metrics(self.d.admin)
+        self.assertEqual(metric_sum(m, "virex_cache_purges_total", kind="tag", mode="soft"), 1)
+        self.assertEqual(metric_sum(m, "virex_cache_purged_entries_total"), 3)
         before = self.origin_count("/p/2")
         r = http_request(self.d.public, "GET", "/p/2")
         self.assertRegex(r.header("Cache-Status", ""), r"fwd=stale", r.describe())
