@@ -411,6 +411,13 @@ Client::Client(core::Executor ex, ClientOptions o, ClientMetrics m)
 }
 
 Client::~Client() {
+  stop();
+  // Waits still queued on the executor hold their Conn: they must find no client behind it.
+  for (auto& c : impl_->conns) c->client = nullptr;
+  if (impl_->sub) impl_->sub->client = nullptr;
+}
+
+void Client::stop() {
   Impl& k = *impl_;
   k.stopping = true;
   auto stop = [](Conn& c) {
@@ -420,7 +427,6 @@ Client::~Client() {
     c.state = Conn::State::down;
     if (c.ac) redisAsyncFree(c.ac);
     while (!c.inflight.empty()) complete(c, nullptr);
-    c.client = nullptr;
   };
   for (auto& c : k.conns) stop(*c);
   if (k.sub) stop(*k.sub);
@@ -428,7 +434,7 @@ Client::~Client() {
 
 void Client::start() {
   Impl& k = *impl_;
-  if (k.started) return;
+  if (k.started || k.stopping) return;
   k.started = true;
   for (auto& c : k.conns) start_connect(*c);
   if (k.sub) start_connect(*k.sub);

@@ -95,7 +95,7 @@ class RedisServer:
     def _spawn(self, port):
         args = [self.bin, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--dir", self.dir, "--logfile", self.log_path, "--daemonize", "no", *self.extra_args]
-        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def _wait_ready(self, proc, port, deadline):
         """True once PING answers; False if the process exited (e.g. the port was taken)."""
@@ -167,8 +167,6 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
-        if self.proc and self.proc.stderr:
-            self.proc.stderr.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):

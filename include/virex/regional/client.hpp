@@ -86,6 +86,9 @@ class Client {
 
   // Starts connecting (every connection of the pool). Returns at once.
   void start();
+  // Closes every connection for good (no reconnect): what is in flight fails with `disconnected` (posted), later
+  // commands with `unavailable`. Leaves no pending operation on the executor (a draining worker can finish).
+  void stop();
 
   // Sends one command (binary-safe arguments, copied before returning). `h` is posted with the reply, or with
   // an errc; a Redis error reply is errc::server_error with the text in Reply::str. Counts toward the breaker.
