@@ -174,10 +174,103 @@ void read_tags(Walker& w, const Field& field, const Route& route, bool match_ok,
   });
 }
 
+// "host:port" (IPv4, [IPv6] or a DNS name) or "unix:/absolute/path".
+void read_redis_address(Walker& w, const Field& f, RegionalCache& r) {
+  const auto text = w.string(f);
+  if (!text) return;
+  if (text->starts_with("unix:")) {
+    const std::string path = text->substr(5);
+    if (path.empty() || path[0] != '/') return w.fail(f, "expected unix:/absolute/path");
+    if (path.size() > 107 || has_control_char(path)) return w.fail(f, "a unix socket path is at most 107 bytes, no control characters");
+    r.address = *text;
+    r.unix_path = path;
+    r.host.clear();
+    return;
+  }
+  const std::size_t colon = text->rfind(':');
+  const std::string bad = "expected host:port (an IPv4 address, [IPv6 address] or DNS name) or unix:/path";
+  if (colon == std::string::npos || colon == 0) return w.fail(f, bad);
+  std::string host = text->substr(0, colon);
+  const std::string port = text->substr(colon + 1);
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') return w.fail(f, bad);
+    host = host.substr(1, host.size() - 2);
+    if (host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos) return w.fail(f, bad);
+  } else if (host.find(':') != std::string::npos || !is_host_name(host)) {
+    return w.fail(f, bad);
+  }
+  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), is_digit)) return w.fail(f, bad);
+  const long n = std::stol(port);
+  if (n < 1 || n > 65535) return w.fail(f, "the port must be between 1 and 65535");
+  r.address = *text;
+  r.host = host;
+  r.port = static_cast<std::uint16_t>(n);
+  r.unix_path.clear();
+}
+
+void read_regional(Walker& w, const Field& field, RegionalCache& r) {
+  r.location = field.at;
+  bool has_redis = false;
+  w.map(field, {
+      {"redis",
+       [&](const Field& f) {
+         has_redis = true;
+         w.map(f, {
+             {"address", [&](const Field& v) { read_redis_address(w, v, r); }},
+             {"pool",
+              [&](const Field& v) {
+                if (const auto n = w.integer(v, 1, 16)) r.pool = static_cast<unsigned>(*n);
+              }},
+             {"timeout", w.into(r.timeout)},
+             {"connect_timeout", w.into(r.connect_timeout)},
+             {"prefix",
+              [&](const Field& v) {
+                const auto text = w.string(v);
+                if (!text) return;
+                if (text->size() > 64 || has_control_char(*text) || text->find(' ') != std::string::npos)
+                  return w.fail(v, "at most 64 characters, no spaces or control characters");
+                r.prefix = *text;
+              }},
+             {"max_in_flight",
+              [&](const Field& v) {
+                if (const auto n = w.integer(v, 1, 1000000)) r.max_in_flight = static_cast<std::size_t>(*n);
+              }},
+             {"max_value_bytes",
+              [&](const Field& v) {
+                if (const auto n = w.size(v, kKiB, 512 * kMiB)) r.max_value_bytes = *n;
+              }},
+         });
+       }},
+      {"breaker",
+       [&](const Field& f) {
+         w.map(f, {
+             {"failures",
+              [&](const Field& v) {
+                if (const auto n = w.integer(v, 1, 1000)) r.breaker_failures = static_cast<unsigned>(*n);
+              }},
+             {"open_for", w.into(r.breaker_open)},
+         });
+       }},
+      {"tag_ttl", seconds_into(w, r.tag_ttl, std::chrono::minutes(1), std::chrono::hours(24), "1m and 1d")},
+  });
+  if (!has_redis) return w.fail(field, "needs redis: {address: ...}");
+  r.enabled = true;
+}
+
 }  // namespace
+
+void check_regional_routes(Walker& w, const Config& config) {
+  for (std::size_t i = 0; i < config.routes.size(); ++i) {
+    const auto& c = config.routes[i].cache;
+    if (!c || !c->regional_ttl || config.cache.regional.enabled) continue;
+    w.fail(c->regional_ttl_location, "routes[" + std::to_string(i) + "].cache.regional_ttl",
+           "needs cache.regional.redis (no regional tier is configured)");
+  }
+}
 
 void read_cache(Walker& w, const Field& field, Cache& cache) {
   w.map(field, {
+      {"regional", [&](const Field& f) { read_regional(w, f, cache.regional); }},
       {"edge",
        [&](const Field& f) {
          EdgeCache& edge = cache.edge;
@@ -249,6 +342,8 @@ void read_route_cache(Walker& w, const std::optional<Field>& field, bool has_ups
   if (!has_upstream) return w.fail(*field, "only allowed with upstream");
   RouteCache& cache = route.cache.emplace();
   cache.location = field->at;
+  std::optional<Field> regional_ttl;
+  std::optional<Field> identity;
   w.map(*field, {
       {"edge_ttl",
        [&](const Field& f) {
@@ -267,7 +362,58 @@ void read_route_cache(Walker& w, const std::optional<Field>& field, bool has_ups
       {"stale_while_revalidate",
        seconds_into(w, cache.stale_while_revalidate, Duration::zero(), std::chrono::hours(24), "0s and 1d")},
       {"stale_if_error", seconds_into(w, cache.stale_if_error, Duration::zero(), std::chrono::hours(24), "0s and 1d")},
+      {"regional_ttl", [&](const Field& f) { regional_ttl = f; }},
+      {"regional_ttl_override", [&](const Field& f) {
+         if (const auto v = w.boolean(f)) cache.regional_ttl_override = *v;
+       }},
+      {"identity",
+       [&](const Field& f) {
+         identity = f;
+         bool one = false;
+         const std::size_t errors = w.error_count();
+         w.map(f, {
+             {"header",
+              [&](const Field& v) {
+                const auto text = w.string(v);
+                if (!text) return;
+                if (!is_token(*text)) return w.fail(v, "expected a header name (an RFC 9110 token)");
+                cache.identity_from = RouteCache::IdentityFrom::header;
+                cache.identity_name = lower(*text);
+                if (one) w.fail(v, "header and cookie are mutually exclusive");
+                one = true;
+              }},
+             {"cookie",
+              [&](const Field& v) {
+                const auto text = w.string(v);
+                if (!text) return;
+                if (!is_token(*text)) return w.fail(v, "expected a cookie name (an RFC 9110 token)");
+                cache.identity_from = RouteCache::IdentityFrom::cookie;
+                cache.identity_name = *text;
+                if (one) w.fail(v, "header and cookie are mutually exclusive");
+                one = true;
+              }},
+         });
+         if (!one && f.node.IsMap() && w.error_count() == errors) w.fail(f, "expected {header: NAME} or {cookie: NAME}");
+       }},
   });
+  // regional_ttl after the loop: its bound depends on regional_ttl_override, wherever that stands.
+  if (regional_ttl) {
+    cache.regional_ttl_location = regional_ttl->at;
+    if (cache.regional_ttl_override) {
+      if (const auto d = whole_seconds(w, *regional_ttl, std::chrono::seconds(1), std::chrono::hours(24), "1s and 1d"))
+        cache.regional_ttl = *d;
+    } else if (const auto d = whole_seconds(w, *regional_ttl, std::chrono::minutes(5), std::chrono::minutes(15),
+                                            "5m and 15m (set regional_ttl_override: true for other values)")) {
+      cache.regional_ttl = *d;
+    }
+  }
+  const bool private_regional = cache.scope == CacheScope::private_ && regional_ttl;
+  if (private_regional && cache.identity_from == RouteCache::IdentityFrom::none && !identity) {
+    w.fail(*regional_ttl, "a private route cached regionally needs identity: {header: NAME} or {cookie: NAME}");
+  }
+  if (identity && !private_regional && cache.identity_from != RouteCache::IdentityFrom::none) {
+    w.fail(*identity, "only with scope: private and regional_ttl (the per-user regional key)");
+  }
 }
 
 }  // namespace detail

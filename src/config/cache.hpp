@@ -11,8 +11,11 @@
 
 namespace virex::config::detail {
 
-// `cache: {edge: {max_bytes, max_object_bytes, shards}}`.
+// `cache: {edge: {max_bytes, max_object_bytes, shards}, regional: {redis: {...}, breaker: {...}, tag_ttl}}`.
 void read_cache(Walker& w, const Field& field, Cache& cache);
+
+// After the whole file: routes with `regional_ttl` need `cache.regional`.
+void check_regional_routes(Walker& w, const Config& config);
 
 // `admin: {token | token_file}`.
 void read_admin(Walker& w, const Field& field, Admin& admin);

@@ -503,6 +503,7 @@ void read_config(Walker& w, const Field& root, Config& config) {
   });
   if (!has_listeners) w.fail(root.at, "listeners", "at least one listener is required");
   resolve_route_upstreams(w, upstream_references, config.upstreams);  // upstreams may follow the routes
+  check_regional_routes(w, config);                                   // cache.regional may follow the routes
 }
 
 }  // namespace

@@ -364,6 +364,7 @@ void append_combined(std::string& out, const AccessRecord& r) {
   out += " route=";
   append_quoted_or_dash(out, r.route);
   append_extra(out, "cache", r.cache);
+  append_extra(out, "regional", r.regional);
   append_extra(out, "upstream", r.upstream);
   if (r.upstream_time.count() >= 0) {
     out += " urt=";
@@ -408,6 +409,7 @@ void append_json(std::string& out, const AccessRecord& r) {
   append_json_field(out, "referer", r.referer);
   append_json_field(out, "user_agent", r.user_agent);
   if (!r.cache.empty()) append_json_field(out, "cache", r.cache);
+  if (!r.regional.empty()) append_json_field(out, "regional", r.regional);
   if (!r.upstream.empty()) append_json_field(out, "upstream", r.upstream);
   if (r.upstream_time.count() >= 0) {
     out += ",\"upstream_time_s\":";

@@ -25,6 +25,7 @@ constexpr std::string_view kEdgeOutcomes[] = {"edge=hit", "edge=stale-if-error",
                                               "edge=revalidated", "edge=stale", "edge=miss"};
 template <class P>
 std::size_t edge_outcome(const P& p) noexcept {
+  if (p.regional == decltype(p.regional)::hit) return 5;  // the edge missed and was filled from the region
   if (p.hit) return p.serving_stale ? 1 : p.stale_while_revalidate ? 2 : p.revalidated ? 3 : 0;
   return p.fwd == cache::Forward::stale ? 4 : 5;
 }
@@ -428,6 +429,9 @@ void Connection::on_head() {
   p.collapsed = false;
   p.follower.reset();
   p.fwd = cache::Forward::none;
+  p.regional = Pending::Regional::none;
+  p.regional_private = false;
+  p.regional_span.present = false;
   if (p.route && p.route->cache && worker_.edge_cache()) cache_lookup(h);
   const bool proxied = p.route && p.route->upstream && !p.hit;  // the upstream gets a traceparent (W3C §3.2)
   p.up_span.present = false;
@@ -521,6 +525,7 @@ void Connection::cache_lookup(const http::RequestHead& h) {
   if (r.cache_policy.private_scope) {
     p.fwd = cache::Forward::bypass;
     count_cache(CacheResult::bypass);
+    regional_plan(h, true);  // never in the shared edge cache; per user in the regional tier when configured
     return;
   }
   cache::build_key(cache_key_, h, r.cache_key);
@@ -541,6 +546,7 @@ void Connection::cache_lookup(const http::RequestHead& h) {
     if (p.fwd == cache::Forward::none) p.fwd = cache::Forward::uri_miss;
     if (!p.collapsed) count_cache(CacheResult::miss);
     join_flight();
+    if (!p.follower) regional_plan(h, false);  // the flight's leader asks the region before the origin
     return;
   }
   cache::StoreDecision d;
@@ -572,6 +578,7 @@ void Connection::cache_lookup(const http::RequestHead& h) {
     p.fwd = cache::Forward::stale;
     if (!p.collapsed) count_cache(CacheResult::stale);
     join_flight();
+    if (!p.follower) regional_plan(h, false);  // the region's copy usually outlives the edge's
     return;
   }
   if (!p.collapsed) count_cache(CacheResult::hit);
@@ -600,6 +607,7 @@ void Connection::count_cache(CacheResult r) {
 }
 
 void Connection::append_cache_status(std::string& out, const cache::CacheStatus& cs) {
+  if (pending_.regional != Pending::Regional::none) append_regional_status(out);
   out.append("Cache-Status: ");
   cache::append_cache_status(out, cs);
   out.append("\r\n");
@@ -626,6 +634,11 @@ void Connection::answer_hit() {
   if (p.serving_stale) cs.detail = "stale-if-error";
   else if (p.stale_while_revalidate) cs.detail = "stale-while-revalidate";
   cs.ttl = static_cast<std::int64_t>(e.ttl) - in_cache.count();
+  if (p.regional == Pending::Regional::hit) {  // the edge missed and was filled from the region
+    cs.hit = false;
+    cs.fwd = p.fwd == cache::Forward::none ? cache::Forward::miss : p.fwd;
+    cs.stored = !p.regional_private;
+  }
   const http::ConnectionHeader conn = connection_header();
   std::size_t bytes_out = 0, body_bytes = 0;
   unsigned status = e.status;
@@ -787,6 +800,7 @@ void Connection::log_access(unsigned status, std::size_t bytes_out, std::size_t 
   if (p.upstream) r.upstream = p.upstream->name;
   if (p.route && p.route->cache)
     r.cache = kEdgeOutcomes[edge_outcome(p)];
+  r.regional = regional_log();
   r.upstream_time = p.upstream_time;
   r.error = error;
   worker_.log_access(r);

@@ -88,6 +88,17 @@ class Connection {
     bool revalidated_stored = false;
     std::shared_ptr<Coalescer::Waiter> follower;  // set: wait for the leader before anything else
     cache::Forward fwd = cache::Forward::none;
+    // Regional tier (regional_lookup.cpp): `lookup` once an edge miss leads its flight on a route with
+    // regional_ttl; then what the Redis GET found. `regional_private`: a private-scope route (regional only).
+    enum class Regional : std::uint8_t { none, lookup, hit, miss, error, timeout, skipped };
+    Regional regional = Regional::none;
+    bool regional_private = false;
+    std::int64_t regional_ttl_left = 0;   // seconds the regional copy had left (a regional hit's Cache-Status)
+    struct RegionalSpan {                 // the Redis lookup's client span (trace export)
+      bool present = false;
+      std::array<std::uint8_t, 8> span_id{};
+      std::uint64_t start_ns = 0, end_ns = 0;
+    } regional_span;
     // POST /cache/purge on an admin listener: its credentials and JSON body (bounded by kMaxPurgeBody).
     std::string admin_auth, admin_body;
     bool admin_body_too_large = false;
@@ -140,6 +151,18 @@ class Connection {
   unsigned answer_purge(std::string& out, std::string_view date_line, http::ConnectionHeader conn);
   static constexpr std::size_t kMaxPurgeBody = 64 * 1024;
   void finish_store();
+  // ---- regional tier (regional_lookup.cpp) ----
+  // From cache_lookup(): marks a miss (the flight's leader, or a private route's request) for a Redis lookup.
+  void regional_plan(const http::RequestHead& h, bool private_route);
+  // The lookup, from proxy() before the origin: a hit fills the edge cache (public routes) and is answered here
+  // (true); otherwise the request goes on to the origin (false). Suspends on the Redis reply (bounded by the
+  // command timeout; the breaker may answer at once).
+  Awaitable<bool> regional_lookup();
+  // After an origin fetch that stored `e` (or would have, for a private route): the asynchronous SET … PX.
+  void regional_store(const std::shared_ptr<const cache::Entry>& e);
+  // The regional member of Cache-Status (RFC 9211 §2: the cache nearer the origin comes first), when there is one.
+  void append_regional_status(std::string& out);
+  std::string_view regional_log() const noexcept;   // "regional=hit" … for the access log; "" when none
   // A body slice for the next gathered write, chunk-framed when `chunked`; and the last-chunk marker.
   void add_body(std::string_view b, bool chunked);
   void add_last_chunk();
@@ -217,6 +240,7 @@ class Connection {
   std::unique_ptr<http::H1ResponseParser> up_parser_;
   std::string client_ip_;
   std::string cache_key_, cache_variant_;   // the request's cache keys (reused buffers)
+  std::string regional_key_;                // the Redis key of a planned regional lookup
   std::uint64_t cache_hash_ = 0;
   std::vector<http::Header> vary_scratch_;  // the Vary names of an entry as header fields, for vary_key()
   std::vector<std::shared_ptr<const cache::Entry>> hold_;  // entries whose bytes the pending write references

@@ -94,6 +94,8 @@ void Connection::finish_store() {
   auto e = std::move(pending_entry_);
   seal(*e, std::move(store_body_));
   store_body_.clear();
+  if (pending_.regional != Pending::Regional::none && pending_.regional != Pending::Regional::hit) regional_store(e);
+  if (pending_.regional_private) return;  // per user: never in the shared edge cache
   worker_.edge_cache()->insert(std::move(e), cache_hash_);
 }
 
@@ -377,7 +379,9 @@ Awaitable<ProxyErrc> Connection::relay_response(Try& t) {
     cs.fwd = pending_.fwd == cache::Forward::none ? cache::Forward::miss : pending_.fwd;
     cs.fwd_status = rh.status;
     if (pending_.cacheable && !rh.no_body && !rh.until_close) {
-      const auto d = cache::decide(parser_.head(), rh, route.cache_policy, std::time(nullptr));
+      cache::RoutePolicy policy = route.cache_policy;
+      if (pending_.regional_private) policy.private_scope = false;  // stored per user, in the region only
+      const auto d = cache::decide(parser_.head(), rh, policy, std::time(nullptr));
       if (d.store && (!rh.content_length || *rh.content_length <= worker_.edge_cache_max_object())) {
         storing_ = begin_store(rh, d);
         cs.stored = storing_;
@@ -708,6 +712,8 @@ Awaitable<void> Connection::proxy() {
     }
   } flight{*this, pending_.leader, cache_hash_, pending_.leader ? cache_key_ : std::string()};
   pending_.leader = false;  // the guard owns the flight now (~Connection ends it otherwise)
+  // The region before the origin (the leader only: its followers find the edge filled when the flight ends).
+  if (pending_.regional == Pending::Regional::lookup && co_await regional_lookup()) co_return;
   // Safe to send again to another endpoint: idempotent, no body (it streamed from the client and is gone),
   // not an upgrade.
   const bool may_retry = idempotent(h.method) && !t.has_body && !t.websocket;

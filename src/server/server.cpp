@@ -6,6 +6,7 @@
 
 #include "systemd.hpp"
 #include "coalescer.hpp"
+#include "regional_tier.hpp"
 #include "worker.hpp"
 
 #include <virex/config/loader.hpp>
@@ -30,6 +31,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -122,6 +124,7 @@ class Server {
   std::unique_ptr<observe::Registry> registry_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> stopping_{false};
+  std::unique_ptr<RegionalNode> regional_;            // cache.regional; fixed at start-up; outlives the workers
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
   std::shared_ptr<const pipeline::Snapshot> current_;
@@ -269,9 +272,20 @@ int Server::run() {
         "virex_cache_admission_rejected_total", "Responses the edge cache's admission policy (or size limit) refused."));
     export_cache_stats();
   }
-  for (unsigned i = 0; i < n; ++i)
-    workers_.push_back(std::make_unique<Worker>(
-        i, Shared{registry_.get(), &ready_, &stopping_, exporter_.get(), edge_cache_.get(), &coalescer_}));
+  if (cfg.cache.regional.enabled) {
+    regional_ = std::make_unique<RegionalNode>();
+    regional_->cfg = cfg.cache.regional;
+    std::random_device rd;
+    regional_->instance = fmt::format("{}/{:08x}{:08x}", node, rd(), rd());
+    regional_->channel = cfg.cache.regional.prefix + "invalidations";
+    spdlog::info("regional tier: redis {} (prefix \"{}\", instance {})", cfg.cache.regional.address,
+                 cfg.cache.regional.prefix, regional_->instance);
+  }
+  for (unsigned i = 0; i < n; ++i) {
+    Shared shared{registry_.get(), &ready_, &stopping_, exporter_.get(), edge_cache_.get(), &coalescer_};
+    shared.regional = regional_.get();
+    workers_.push_back(std::make_unique<Worker>(i, shared));
+  }
 
   std::vector<std::vector<ListenerSocket>> sockets(n);
   inherited_ = systemd::listen_fds();

@@ -3,6 +3,7 @@
 #include "worker.hpp"
 
 #include "connection.hpp"
+#include "regional_tier.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -86,6 +87,12 @@ Worker::Worker(unsigned id, Shared shared)
   access_log_dropped_ = shard_.counter(shared.registry->counter(
       "virex_access_log_dropped_lines_total", "Access log lines dropped because the writer fell behind."));
   now_ = std::chrono::steady_clock::now();
+  if (shared.regional) {
+    // Worker 0 also subscribes to the invalidation channel (one subscriber per node: the edge cache is node-wide).
+    regional_ = std::make_unique<RegionalTier>(ioc_.get_executor(), *shared.regional, *shared.registry, shard_, id == 0,
+                                               shared.edge_cache);
+    regional_->start();
+  }
 }
 
 void Worker::hand_over_access_log() {
@@ -94,6 +101,8 @@ void Worker::hand_over_access_log() {
 }
 
 Worker::~Worker() {
+  // The Redis client's sockets and waits belong to ioc_: it goes first (what it had in flight is failed).
+  regional_.reset();
   // Destroying ioc_ (below) destroys suspended connections; their detach() must not run drain callbacks
   // or touch ticker_, which is already gone by then.
   drained_ = nullptr;
@@ -338,6 +347,7 @@ void Worker::check_drained() {
   auto cb = std::move(drained_);
   drained_ = nullptr;
   ticker_.cancel();
+  if (regional_) regional_->client().stop();  // its waits would keep run() from returning
   cb();
 }
 

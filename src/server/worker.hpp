@@ -93,6 +93,7 @@ struct Shared {  // owned by the server; outlives every worker
   observe::SpanExporter* exporter = nullptr;  // null: trace export off (observability.tracing.otlp_endpoint "")
   cache::Store* edge_cache = nullptr;         // null: no route caches (the store is node-wide, shared)
   class Coalescer* coalescer = nullptr;       // with edge_cache: concurrent misses for one key share a fetch
+  struct RegionalNode* regional = nullptr;    // null: no regional tier (cache.regional absent)
 };
 
 class Worker {
@@ -119,6 +120,8 @@ class Worker {
   bool tracing() const noexcept { return shared_.exporter != nullptr; }
   cache::Store* edge_cache() const noexcept { return shared_.edge_cache; }
   class Coalescer* coalescer() const noexcept { return shared_.coalescer; }
+  // This worker's regional tier (its Redis client), or null when none is configured.
+  class RegionalTier* regional() const noexcept { return regional_.get(); }
   std::size_t edge_cache_max_object() const noexcept { return snapshot_->config.cache.edge.max_object_bytes; }
   const observe::SamplingPolicy& sampling() const noexcept { return sampling_; }
   // Hands one request's sampled spans to the exporter (never waits); `spans` is left empty for reuse.
@@ -208,6 +211,7 @@ class Worker {
   std::chrono::steady_clock::time_point now_;
   bool draining_ = false;
   std::function<void()> drained_;
+  std::unique_ptr<class RegionalTier> regional_;  // reset first in ~Worker (its sockets are ioc_'s)
   // Declared after the state above on purpose: destroying the io_context destroys suspended connection
   // coroutines, whose destructors still detach from connections_ and touch their listener state.
   asio::io_context ioc_;

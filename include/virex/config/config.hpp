@@ -101,6 +101,17 @@ struct RouteCache {
   Duration negative_ttl = std::chrono::seconds(10);          // default 10s (0..1h): 404/410 without a lifetime
   Duration stale_while_revalidate = std::chrono::seconds(0);  // default 0s (0..1d): when the response gives none
   Duration stale_if_error = std::chrono::seconds(0);          // default 0s (0..1d): when the response gives none
+  // default none: not stored in the regional tier. Set: the lifetime of the regional (Redis) copy, 5m..15m
+  // (whole seconds) unless `regional_ttl_override: true` (then 1s..1d); each write gets ±10% jitter. Needs
+  // `cache.regional`.
+  std::optional<Duration> regional_ttl;
+  bool regional_ttl_override = false;      // default false: true lifts regional_ttl's 5m..15m bound
+  // Private scope with regional_ttl: responses are cached regionally only, per user, keyed by a hash of this
+  // request header or cookie (a request without it bypasses the tier). Required there; not allowed otherwise.
+  enum class IdentityFrom : std::uint8_t { none, header, cookie };
+  IdentityFrom identity_from = IdentityFrom::none;   // default none
+  std::string identity_name;                         // `identity: {header: X-User}` or `{cookie: session}`
+  Location regional_ttl_location;                    // where `regional_ttl:` stood
   Location location;                                          // where `cache:` stood
 };
 
@@ -238,8 +249,31 @@ struct EdgeCache {
   unsigned shards = 0;                             // default 0 = auto (the store picks); else 1..1024. Start-up
 };
 
+// `cache.regional`: the regional tier, a Redis shared by the region's edge nodes. Read at start-up (not
+// reloadable). Absent: no regional tier (`enabled` false).
+struct RegionalCache {
+  bool enabled = false;                        // true when `cache.regional.redis` is present
+  // redis:
+  std::string address = "127.0.0.1:6379";      // default 127.0.0.1:6379: "host:port" (IPv4, [IPv6] or a DNS name,
+  std::string host = "127.0.0.1";              //   resolved off the workers) or "unix:/path"; split into these
+  std::uint16_t port = 6379;
+  std::string unix_path;
+  unsigned pool = 1;                           // default 1 (1..16): connections per worker (pipelined)
+  Duration timeout = std::chrono::milliseconds(50);           // default 50ms: per command (a GET waits at most this)
+  Duration connect_timeout = std::chrono::milliseconds(250);  // default 250ms: resolve + connect
+  std::string prefix = "virex:";               // default "virex:": every key and the invalidation channel
+  std::size_t max_in_flight = 4096;            // default 4096 (1..1000000): commands waiting per connection
+  std::size_t max_value_bytes = 1024 * 1024;   // default 1MiB (1KiB..512MiB): larger entries are not stored
+  // breaker:
+  unsigned breaker_failures = 5;               // default 5 (1..1000): consecutive failures that open it
+  Duration breaker_open = std::chrono::seconds(1);  // default 1s: open this long, then one probe
+  Duration tag_ttl = std::chrono::minutes(20);  // default 20m (>= the longest regional_ttl): tag → keys index
+  Location location;                           // where `regional:` stood
+};
+
 struct Cache {
   EdgeCache edge;
+  RegionalCache regional;
 };
 
 // Credentials of the admin API (`POST /cache/purge` on admin listeners, `Authorization: Bearer <token>`).

@@ -32,6 +32,7 @@ struct AccessRecord {
   std::string_view error;                      // reason for a 4xx/5xx produced by the server itself
   // Filled by later tiers; empty = not applicable.
   std::string_view cache;                      // e.g. "edge=hit"
+  std::string_view regional;                   // the regional tier's outcome: hit|miss|error|timeout|skipped
   std::string_view upstream;                   // endpoint ("host:port") of the last upstream try
   std::chrono::nanoseconds upstream_time{-1};  // request sent upstream → response head; < 0 = none
   std::string_view trace_id;

@@ -1401,7 +1401,7 @@ INSTANTIATE_TEST_SUITE_P(
     Cache, LoadError,
     testing::Values(
         ErrorCase{"CacheNotAMapping", L("cache: 1\n"), "cache", 2, 8, "expected a mapping"},
-        ErrorCase{"CacheUnknownKey", L("cache: {regional: {}}\n"), "cache.regional", 2, 9, "unknown key"},
+        ErrorCase{"CacheUnknownKey", L("cache: {l2: {}}\n"), "cache.l2", 2, 9, "unknown key"},
         ErrorCase{"EdgeUnknownKey", L("cache: {edge: {max_entries: 1}}\n"), "cache.edge.max_entries", 2, 16,
                   "unknown key"},
         ErrorCase{"MaxBytesTooSmall", L("cache: {edge: {max_bytes: 1KiB}}\n"), "cache.edge.max_bytes", 2, 27,
@@ -1499,6 +1499,110 @@ INSTANTIATE_TEST_SUITE_P(
                     "routes: [{match: {path: \"/c/{id\"}, upstream: web, cache: {tags: [\"{x}\"]}}]\n"),
                   "routes[0].match.path", 3, 25, "unbalanced braces in path template"}),
     [](const auto& info) { return info.param.name; });
+
+
+// ---- the regional tier: cache.regional and a route's regional_ttl / identity ------------------------------
+
+TEST(Load, RegionalRoundTripAndDefaults) {
+  const Config d = load_ok(std::string(kListener));
+  EXPECT_FALSE(d.cache.regional.enabled);
+  const Config c = load_ok(std::string(kListener) + R"(upstreams: {web: {endpoints: ["127.0.0.1:9000"]}}
+cache:
+  regional:
+    redis: {address: "redis.internal:6380", pool: 2, timeout: 20ms, connect_timeout: 1s, prefix: "r1:",
+            max_in_flight: 100, max_value_bytes: 64KiB}
+    breaker: {failures: 3, open_for: 500ms}
+    tag_ttl: 30m
+routes:
+  - name: a
+    upstream: web
+    cache: {edge_ttl: 30s, regional_ttl: 10m}
+  - name: b
+    upstream: web
+    cache: {regional_ttl: 1h, regional_ttl_override: true, scope: private, identity: {cookie: session}}
+  - name: c
+    upstream: web
+    cache: {regional_ttl_override: true, regional_ttl: 2s, scope: private, identity: {header: X-User}}
+)");
+  const RegionalCache& r = c.cache.regional;
+  EXPECT_TRUE(r.enabled);
+  EXPECT_EQ(r.host, "redis.internal");
+  EXPECT_EQ(r.port, 6380);
+  EXPECT_EQ(r.pool, 2u);
+  EXPECT_EQ(r.timeout, milliseconds(20));
+  EXPECT_EQ(r.connect_timeout, seconds(1));
+  EXPECT_EQ(r.prefix, "r1:");
+  EXPECT_EQ(r.max_in_flight, 100u);
+  EXPECT_EQ(r.max_value_bytes, 64u * 1024);
+  EXPECT_EQ(r.breaker_failures, 3u);
+  EXPECT_EQ(r.breaker_open, milliseconds(500));
+  EXPECT_EQ(r.tag_ttl, std::chrono::minutes(30));
+  EXPECT_EQ(c.routes[0].cache->regional_ttl, std::chrono::minutes(10));
+  EXPECT_EQ(c.routes[1].cache->regional_ttl, std::chrono::hours(1));
+  EXPECT_EQ(c.routes[1].cache->identity_from, RouteCache::IdentityFrom::cookie);
+  EXPECT_EQ(c.routes[1].cache->identity_name, "session");
+  EXPECT_EQ(c.routes[2].cache->regional_ttl, seconds(2));
+  EXPECT_EQ(c.routes[2].cache->identity_from, RouteCache::IdentityFrom::header);
+  EXPECT_EQ(c.routes[2].cache->identity_name, "x-user");
+  const Config u = load_ok(std::string(kListener) + "cache: {regional: {redis: {address: \"unix:/run/redis.sock\"}}}\n");
+  EXPECT_EQ(u.cache.regional.unix_path, "/run/redis.sock");
+  const Config v6 = load_ok(std::string(kListener) + "cache: {regional: {redis: {address: \"[::1]:7000\"}}}\n");
+  EXPECT_EQ(v6.cache.regional.host, "::1");
+  EXPECT_EQ(v6.cache.regional.port, 7000);
+}
+
+const std::string kRedisAddress = "expected host:port (an IPv4 address, [IPv6 address] or DNS name) or unix:/path";
+const std::string kRegionalUpstream = "upstreams: {web: {endpoints: [\"10.0.0.1:80\"]}}\n";
+const std::string kRegionalOn = "cache: {regional: {redis: {}}}\n";
+
+INSTANTIATE_TEST_SUITE_P(
+    Regional, LoadError,
+    testing::Values(
+        ErrorCase{"NoRedis", L("cache: {regional: {}}\n"), "cache.regional", 2, 19, "needs redis: {address: ...}"},
+        ErrorCase{"AddressNoPort", L("cache: {regional: {redis: {address: localhost}}}\n"), "cache.regional.redis.address",
+                  2, 37, kRedisAddress},
+        ErrorCase{"AddressBadPort", L("cache: {regional: {redis: {address: \"h:70000\"}}}\n"),
+                  "cache.regional.redis.address", 2, 37, "the port must be between 1 and 65535"},
+        ErrorCase{"AddressRelativeUnix", L("cache: {regional: {redis: {address: \"unix:r.sock\"}}}\n"),
+                  "cache.regional.redis.address", 2, 37, "expected unix:/absolute/path"},
+        ErrorCase{"PoolTooBig", L("cache: {regional: {redis: {pool: 17}}}\n"), "cache.regional.redis.pool", 2, 34,
+                  "must be between 1 and 16"},
+        ErrorCase{"TimeoutZero", L("cache: {regional: {redis: {timeout: 0ms}}}\n"), "cache.regional.redis.timeout",
+                  2, 37, "must be greater than 0"},
+        ErrorCase{"PrefixSpace", L("cache: {regional: {redis: {prefix: \"a b\"}}}\n"), "cache.regional.redis.prefix",
+                  2, 36, "at most 64 characters, no spaces or control characters"},
+        ErrorCase{"ValueTooSmall", L("cache: {regional: {redis: {max_value_bytes: 10}}}\n"),
+                  "cache.regional.redis.max_value_bytes", 2, 45, "must be between 1024 and 536870912 bytes"},
+        ErrorCase{"RedisUnknownKey", L("cache: {regional: {redis: {db: 1}}}\n"), "cache.regional.redis.db", 2, 28,
+                  "unknown key"},
+        ErrorCase{"BreakerFailuresZero", L("cache: {regional: {redis: {}, breaker: {failures: 0}}}\n"),
+                  "cache.regional.breaker.failures", 2, 51, "must be between 1 and 1000"},
+        route_cache_case("RegionalTtlTooShort", "{regional_ttl: 4m}", "routes[0].cache.regional_ttl", 48,
+                         "must be between 5m and 15m (set regional_ttl_override: true for other values)"),
+        route_cache_case("RegionalTtlTooLong", "{regional_ttl: 16m}", "routes[0].cache.regional_ttl", 48,
+                         "must be between 5m and 15m (set regional_ttl_override: true for other values)"),
+        route_cache_case("RegionalTtlFraction", "{regional_ttl: 300500ms}", "routes[0].cache.regional_ttl", 48,
+                         "must be a whole number of seconds"),
+        route_cache_case("RegionalTtlOverrideBound", "{regional_ttl: 2d, regional_ttl_override: true}",
+                         "routes[0].cache.regional_ttl", 48, "must be between 1s and 1d"),
+        route_cache_case("RegionalTtlWithoutTier", "{regional_ttl: 10m}", "routes[0].cache.regional_ttl", 48,
+                         "needs cache.regional.redis (no regional tier is configured)"),
+        route_cache_case("IdentityOnPublic", "{identity: {header: X-User}}", "routes[0].cache.identity", 44,
+                         "only with scope: private and regional_ttl (the per-user regional key)"),
+        ErrorCase{"IdentityBadHeader",
+                  L(kRegionalUpstream + kRegionalOn +
+                    "routes: [{upstream: web, cache: {scope: private, regional_ttl: 10m, identity: {header: \"a b\"}}}]\n"),
+                  "routes[0].cache.identity.header", 4, 88, "expected a header name (an RFC 9110 token)"}),
+    [](const auto& info) { return info.param.name; });
+
+TEST(Load, PrivateRegionalRouteNeedsIdentity) {
+  const LoadResult r = load(std::string(kListener) + kRegionalUpstream + kRegionalOn +
+                                "routes: [{upstream: web, cache: {scope: private, regional_ttl: 10m}}]\n",
+                            "t.yaml");
+  ASSERT_EQ(r.errors.size(), 1u) << errors_of(r);
+  EXPECT_EQ(r.errors[0].key, "routes[0].cache.regional_ttl");
+  EXPECT_EQ(r.errors[0].reason, "a private route cached regionally needs identity: {header: NAME} or {cookie: NAME}");
+}
 
 }  // namespace
 }  // namespace virex::config

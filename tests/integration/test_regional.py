@@ -1,0 +1,185 @@
+"""The regional cache tier against a real redis-server (redis_harness) and a real origin that counts requests:
+an edge miss answered from Redis (node B after node A filled it, the origin untouched), the entry's PTTL within
+regional_ttl ± 10%, Cache-Status members for both caches, an oversized value skipped, private-scope routes kept
+per user and out of the edge cache, Redis killed mid-load (no failed request, breaker open) then restarted (tier
+back), and reconnection after CLIENT KILL."""
+import threading
+import time
+import unittest
+
+from harness import DaemonTestCase, basic_config, fetch_metrics, http_request, metric_sum, wait_until
+from origin import Origin, Reply
+from redis_harness import RedisServer
+
+
+def config(origin, redis_address, route_cache="{edge_ttl: 60s, regional_ttl: 10m}", regional_extra="",
+           workers=2):
+    return (basic_config(f"""  - name: r
+    match: {{prefix: /}}
+    upstream: web
+    cache: {route_cache}
+""", workers=workers) + f'upstreams:\n  web: {{endpoints: ["{origin.endpoint}"]}}\n'
+        + "cache:\n  edge: {max_bytes: 64MiB, max_object_bytes: 8MiB}\n"
+        + f'  regional:\n    redis: {{address: "{redis_address}", timeout: 200ms, prefix: "vx:"{regional_extra}}}\n'
+        + "    breaker: {failures: 3, open_for: 200ms}\n")
+
+
+def cache_status(r):
+    return r.header("Cache-Status", "")
+
+
+class RegionalTierTest(DaemonTestCase):
+    def setUp(self):
+        self.redis = RedisServer().start()
+        self.addCleanup(self.redis.stop)
+        self.o = Origin("o")
+        self.o.start()
+        self.addCleanup(self.o.close)
+
+    def hits(self, path):
+        return len(self.o.requests(path=path))
+
+    def entry_keys(self):
+        return sorted(k.decode() for k in self.redis("KEYS", "vx:e:*"))
+
+    def test_node_b_answers_from_the_region_after_node_a_filled_it(self):
+        self.o.route("/a", Reply(200, b"shared", headers=[("Cache-Control", "max-age=300"), ("ETag", '"e1"'),
+                                                          ("Surrogate-Key", "grp")]))
+        a = self.daemon(config(self.o, self.redis.address))
+        b = self.daemon(config(self.o, self.redis.address))
+        first = http_request(a.public, "GET", "/a")
+        self.assertEqual((first.status, first.body), (200, b"shared"), first.describe())
+        self.assertRegex(cache_status(first), r"^virex-regional; fwd=uri-miss, virex-edge; fwd=uri-miss; fwd-status=200; stored",
+                         first.describe())
+        wait_until(lambda: len(self.entry_keys()) == 1, what="the entry written to redis")
+        key = self.entry_keys()[0]
+        pttl = self.redis("PTTL", key)
+        self.assertTrue(540_000 <= pttl <= 660_000, f"PTTL {pttl} ms is not 10m ± 10%")
+        self.assertEqual(self.redis("SMEMBERS", "vx:t:grp"), [key.encode()], "the tag index names the key")
+        self.assertTrue(0 < self.redis("PTTL", "vx:t:grp") <= 20 * 60 * 1000)
+        # Node B: an edge miss answered from the region; the origin saw only node A's request.
+        r = http_request(b.public, "GET", "/a")
+        self.assertEqual((r.status, r.body), (200, b"shared"), r.describe())
+        self.assertRegex(cache_status(r), r"^virex-regional; hit; ttl=\d+, virex-edge; fwd=uri-miss; stored",
+                         r.describe())
+        self.assertEqual(r.header("ETag"), '"e1"')
+        self.assertRegex(r.header("Age", ""), r"^\d+$")
+        self.assertEqual(self.hits("/a"), 1, "the origin is untouched by node B")
+        # Node B's edge was filled: its next requests are edge hits, whichever worker takes them.
+        for _ in range(4):
+            again = http_request(b.public, "GET", "/a")
+            self.assertRegex(cache_status(again), r"^virex-edge; hit", again.describe())
+        self.assertEqual(self.hits("/a"), 1)
+        cond = http_request(b.public, "GET", "/a", headers=[("If-None-Match", '"e1"')])
+        self.assertEqual(cond.status, 304)
+        m = fetch_metrics(b.admin)
+        self.assertEqual(metric_sum(m, "virex_regional_lookups_total", result="hit"), 1)
+        self.assertEqual(metric_sum(m, "virex_regional_lookups_total", result="miss"), 0)
+        ma = fetch_metrics(a.admin)
+        self.assertEqual(metric_sum(ma, "virex_regional_lookups_total", result="miss"), 1)
+        self.assertEqual(metric_sum(ma, "virex_regional_stores_total", result="stored"), 1)
+        self.assertGreaterEqual(metric_sum(ma, "virex_regional_commands_total", result="ok"), 3)
+        self.assertGreaterEqual(metric_sum(ma, "virex_regional_pipeline_depth_count"), 1)
+
+    def test_oversized_value_is_not_stored_regionally(self):
+        self.o.route("/big", Reply(200, b"x" * 8192, headers=[("Cache-Control", "max-age=60")]))
+        self.o.route("/small", Reply(200, b"y" * 100, headers=[("Cache-Control", "max-age=60")]))
+        d = self.daemon(config(self.o, self.redis.address, regional_extra=", max_value_bytes: 4KiB"))
+        self.assertEqual(http_request(d.public, "GET", "/big").status, 200)
+        self.assertEqual(http_request(d.public, "GET", "/small").status, 200)
+        wait_until(lambda: metric_sum(fetch_metrics(d.admin), "virex_regional_stores_total") >= 2, what="stores")
+        m = fetch_metrics(d.admin)
+        self.assertEqual(metric_sum(m, "virex_regional_stores_total", result="oversized"), 1)
+        self.assertEqual(metric_sum(m, "virex_regional_stores_total", result="stored"), 1)
+        wait_until(lambda: len(self.entry_keys()) == 1, what="only the small entry in redis")
+        self.assertRegex(cache_status(http_request(d.public, "GET", "/big")), r"virex-edge; hit",
+                         "the edge cache still has it")
+
+    def test_private_route_is_per_user_and_regional_only(self):
+        self.o.route("/me", Reply(200, b"mine", headers=[("Cache-Control", "max-age=60")]))
+        route = "{edge_ttl: 60s, regional_ttl: 10m, scope: private, identity: {header: X-User}}"
+        a = self.daemon(config(self.o, self.redis.address, route_cache=route))
+        b = self.daemon(config(self.o, self.redis.address, route_cache=route))
+        r = http_request(a.public, "GET", "/me", headers=[("X-User", "alice")])
+        self.assertEqual(r.status, 200, r.describe())
+        self.assertIn("virex-edge; fwd=bypass", cache_status(r))
+        wait_until(lambda: len(self.redis("KEYS", "vx:p:*")) == 1, what="alice's entry in redis")
+        key = self.redis("KEYS", "vx:p:*")[0]
+        self.assertNotIn(b"alice", key, "the identity is hashed, never stored")
+        # Alice on node B: from the region. Bob: his own fetch. Anonymous: the origin, nothing stored.
+        r = http_request(b.public, "GET", "/me", headers=[("X-User", "alice")])
+        self.assertRegex(cache_status(r), r"^virex-regional; hit", r.describe())
+        r = http_request(b.public, "GET", "/me", headers=[("X-User", "bob")])
+        self.assertRegex(cache_status(r), r"^virex-regional; fwd=uri-miss", r.describe())
+        r = http_request(b.public, "GET", "/me")
+        self.assertNotIn("virex-regional", cache_status(r))
+        self.assertEqual(self.hits("/me"), 3)
+        wait_until(lambda: len(self.redis("KEYS", "vx:p:*")) == 2, what="bob's entry")
+        for d in (a, b):
+            self.assertEqual(metric_sum(fetch_metrics(d.admin), "virex_cache_objects"), 0,
+                             "nothing private in the shared edge cache")
+
+    def test_redis_killed_mid_load_then_restarted(self):
+        self.o.route("/k", Reply(200, b"k", headers=[("Cache-Control", "max-age=1")]))
+        d = self.daemon(config(self.o, self.redis.address, route_cache="{edge_ttl: 1s, regional_ttl: 5m}"))
+        self.assertEqual(http_request(d.public, "GET", "/k").status, 200)
+        wait_until(lambda: len(self.entry_keys()) == 1, what="the entry in redis")
+        failures, statuses, stop = [], [], threading.Event()
+
+        def load():
+            i = 0
+            while not stop.is_set():
+                i += 1
+                try:
+                    r = http_request(d.public, "GET", f"/k?n={i % 50}", timeout=5)
+                    statuses.append(r.status)
+                    if r.status != 200:
+                        failures.append(r.describe())
+                except Exception as e:  # a connection error is a failed client request too
+                    failures.append(repr(e))
+
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            wait_until(lambda: len(statuses) >= 50, what="load running")
+            self.redis.kill()
+            wait_until(lambda: metric_sum(fetch_metrics(d.admin), "virex_regional_breaker_state") >= 1,
+                       what="a breaker open")
+            n = len(statuses)
+            wait_until(lambda: len(statuses) >= n + 50, what="requests served while redis is down")
+            self.redis.restart()
+            wait_until(lambda: len(self.entry_keys()) >= 1, timeout=20, what="the tier back after the restart")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=30)
+        self.assertEqual(failures, [], "no client request failed while redis was down")
+        m = fetch_metrics(d.admin)
+        self.assertGreaterEqual(metric_sum(m, "virex_regional_lookups_total", result="skipped")
+                                + metric_sum(m, "virex_regional_lookups_total", result="error"), 1)
+        self.assertEqual(metric_sum(m, "virex_http_requests_total", status_class="5xx"), 0)
+
+    def test_reconnects_after_client_kill(self):
+        self.o.route("/c", Reply(200, b"c", headers=[("Cache-Control", "max-age=60")]))
+        a = self.daemon(config(self.o, self.redis.address, workers=1))
+        b = self.daemon(config(self.o, self.redis.address, workers=1))
+        self.assertEqual(http_request(a.public, "GET", "/c").status, 200)
+        wait_until(lambda: len(self.entry_keys()) == 1, what="the entry in redis")
+        wait_until(lambda: metric_sum(fetch_metrics(b.admin), "virex_regional_connections_total", event="connect") >= 2,
+                   what="node B's command and subscriber connections")
+        killed = self.redis("CLIENT", "KILL", "TYPE", "normal")
+        self.assertGreaterEqual(killed, 2)
+        wait_until(lambda: metric_sum(fetch_metrics(b.admin), "virex_regional_connections_total", event="connect") >= 3,
+                   what="node B reconnected")
+
+        def regional_hit():
+            r = http_request(b.public, "GET", "/c")
+            self.assertEqual(r.status, 200)
+            return cache_status(r).startswith("virex-regional; hit") or cache_status(r).startswith("virex-edge; hit")
+        wait_until(regional_hit, what="node B answering from the region again")
+        self.assertEqual(self.hits("/c"), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
