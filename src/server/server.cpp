@@ -271,7 +271,7 @@ int Server::run() {
   }
   for (unsigned i = 0; i < n; ++i)
     workers_.push_back(std::make_unique<Worker>(
-        i, Shared{registry_.get(), &ready_, &stopping_, exporter_.get(), edge_cache_.get(), &coalescer_}));
+        i, Shared{registry_.get(), &ready_, &stopping_, exporter_.get(), edge_cache_.get(), &coalescer_, n}));
 
   std::vector<std::vector<ListenerSocket>> sockets(n);
   inherited_ = systemd::listen_fds();

@@ -2,6 +2,8 @@
 // that refreshes the Date line and enforces connection deadlines, and snapshot installation.
 #include "worker.hpp"
 
+#include <virex/shard/client.hpp>
+
 #include "connection.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -89,6 +91,8 @@ Worker::~Worker() {
   listeners_.clear();
   // Idle pooled upstream sockets too; connections still in use go with their coroutines (which need pools_).
   for (auto& [state, pool] : pools_) pool->sweep(std::chrono::steady_clock::now(), config::Duration::zero());
+  if (databases_) databases_->close();
+  databases_.reset();
 }
 
 void Worker::run() {
@@ -111,7 +115,10 @@ void Worker::tick() {
   date_.refresh(std::time(nullptr));
   for (Connection* c : connections_) c->on_tick(now_);
   sweep_pools();
-  if (draining_ && connections_.empty()) return;  // nothing left to watch: let run() return
+  if (draining_ && connections_.empty()) {
+    if (databases_) databases_->close();  // their readers and the lag probe would keep run() going
+    return;  // nothing left to watch: let run() return
+  }
   ticker_.expires_after(kTick);
   ticker_.async_wait([this](boost::system::error_code ec) {
     if (!ec) tick();
@@ -233,6 +240,11 @@ bool Worker::install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared
                      std::vector<ListenerSocket> add, const std::vector<std::string>& remove) {
   snapshot_ = std::move(snap);
   sampling_ = observe::sampling_policy(snapshot_->config.observability.tracing);
+  if (snapshot_->config.databases.present) {
+    if (!databases_)
+      databases_ = std::make_unique<shard::Databases>(ioc_.get_executor(), shared_.workers, snapshot_->config.node.region);
+    databases_->configure(snapshot_->config.databases);
+  }
   via_.clear();
   if (snapshot_->config.proxy.via) {
     std::string node = snapshot_->config.node.name;
@@ -309,6 +321,7 @@ void Worker::check_drained() {
   auto cb = std::move(drained_);
   drained_ = nullptr;
   ticker_.cancel();
+  if (databases_) databases_->close();  // their readers and the lag probe would keep run() going
   cb();
 }
 
