@@ -279,6 +279,20 @@ class PgCluster:
     def reference(self, sql, params=None):
         return self.primaries[0].query(sql, params, dbname="reference")
 
+    def sync_reference(self):
+        """Makes the reference database hold exactly the shards' current rows (after tests wrote to them)."""
+        rows_c, rows_o = [], []
+        for s in self.primaries:
+            rows_c += s.query("SELECT id, name, region, vip, created_at FROM customers")
+            rows_o += s.query("SELECT id, customer_id, total_cents, amount, status, paid, created_at FROM orders")
+        c = self.primaries[0].connect("reference", autocommit=False)
+        with c.cursor() as cur:
+            cur.execute("TRUNCATE orders, customers")
+            cur.executemany("INSERT INTO customers VALUES (%s, %s, %s, %s, %s)", rows_c)
+            cur.executemany("INSERT INTO orders VALUES (%s, %s, %s, %s, %s, %s, %s)", rows_o)
+        c.commit()
+        c.close()
+
     def databases_yaml(self, pool="{max_per_endpoint: 4, acquire_timeout: 2s, statement_timeout: 5s}",
                        replica=True, extra_shard="", indent=""):
         """The `databases:` section for these shards (the replica listed under its shard when `replica`)."""

@@ -167,5 +167,113 @@ class ShardRoutingTest(DaemonTestCase):
         self.assertIn(4242, [x["total_cents"] for x in doc["rows"]])
 
 
+FANOUT_ROUTES = """  - name: all
+    match: {path: /v1/orders/all, method: GET}
+    query:
+      sql: "SELECT id, customer_id, total_cents, created_at FROM orders"
+      fan_out: {merge: concat}
+  - name: top
+    match: {path: /v1/orders/top, method: GET}
+    query:
+      sql: "SELECT id, customer_id, total_cents FROM orders ORDER BY total_cents DESC, id LIMIT $1"
+      params: ["fan_out.fetch:int64"]
+      fan_out: {merge: sorted, order_by: "total_cents desc, id", limit: 5, offset: offset}
+  - name: recent
+    match: {path: /v1/orders/recent, method: GET}
+    query:
+      sql: "SELECT id, customer_id, created_at FROM orders WHERE created_at >= $1 ORDER BY created_at DESC LIMIT 7"
+      params: ["since:timestamp"]
+      fan_out: {merge: sorted, order_by: "created_at desc", limit: 7}
+  - name: stats
+    match: {path: /v1/orders/stats, method: GET}
+    query:
+      sql: "SELECT count(*) AS n, sum(total_cents) AS revenue, min(total_cents) AS lo, max(total_cents) AS hi, sum(amount) AS amount FROM orders WHERE paid = $1"
+      params: ["paid:bool"]
+      fan_out: {merge: aggregate, aggregates: {n: count, revenue: sum, lo: min, hi: max, amount: sum, mean: {avg: [revenue, n]}}}
+  - name: by_status
+    match: {path: /v1/orders/by-status, method: GET}
+    query:
+      sql: "SELECT o.status, c.region, count(*) AS n, sum(o.total_cents) AS revenue, max(o.created_at) AS last FROM orders o JOIN customers c ON c.id = o.customer_id GROUP BY o.status, c.region"
+      fan_out: {merge: aggregate, aggregates: {n: count, revenue: sum, last: max, mean: {avg: [revenue, n]}}, group_by: [status, region]}
+  - name: capped
+    match: {path: /v1/orders/capped, method: GET}
+    query:
+      sql: "SELECT id FROM orders"
+      max_rows: 20
+  - name: partial
+    match: {path: /v1/orders/partial, method: GET}
+    query:
+      sql: "SELECT id, customer_id FROM orders ORDER BY id LIMIT 3"
+      fan_out: {merge: sorted, order_by: id, limit: 100, partial: true}
+  - name: strict
+    match: {path: /v1/orders/strict, method: GET}
+    query:
+      sql: "SELECT id, customer_id FROM orders ORDER BY id LIMIT 3"
+      fan_out: {merge: sorted, order_by: id, limit: 100}
+""" + ROUTES
+
+
+class FanOutTest(DaemonTestCase):
+    def setUp(self):
+        CLUSTER.sync_reference()
+
+    def test_concat_is_every_shards_rows(self):
+        d = self.daemon(config(CLUSTER, FANOUT_ROUTES))
+        r, doc = get_json(d.public, "/v1/orders/all")
+        self.assertEqual(r.status, 200, r.describe())
+        got = sorted((x["id"], x["customer_id"], x["total_cents"]) for x in doc["rows"])
+        self.assertEqual(got, sorted(CLUSTER.reference("SELECT id, customer_id, total_cents FROM orders")))
+        self.assertEqual({CLUSTER.shard_of(x["customer_id"]) for x in doc["rows"]}, {0, 1, 2})
+
+    def test_sorted_with_limit_and_offset_matches_one_database(self):
+        d = self.daemon(config(CLUSTER, FANOUT_ROUTES))
+        for offset in (None, 0, 3, 11, 500):
+            target = "/v1/orders/top" + (f"?offset={offset}" if offset is not None else "")
+            r, doc = get_json(d.public, target)
+            self.assertEqual(r.status, 200, r.describe())
+            want = CLUSTER.reference("SELECT id, customer_id, total_cents FROM orders ORDER BY total_cents DESC, id "
+                                     "LIMIT 5 OFFSET %s", (offset or 0,))
+            self.assertEqual([(x["id"], x["customer_id"], x["total_cents"]) for x in doc["rows"]], want, target)
+        r, doc = get_json(d.public, "/v1/orders/recent?since=2025-02-01T00:00:00Z")
+        self.assertEqual(r.status, 200, r.describe())
+        want = CLUSTER.reference("SELECT id FROM orders WHERE created_at >= '2025-02-01T00:00:00Z' "
+                                 "ORDER BY created_at DESC LIMIT 7")
+        self.assertEqual([x["id"] for x in doc["rows"]], [w[0] for w in want])
+        r, doc = get_json(d.public, "/v1/orders/top?offset=-1")
+        self.assertEqual((r.status, doc["parameter"]), (400, "offset"))
+        r, doc = get_json(d.public, "/v1/orders/top?offset=x")
+        self.assertEqual((r.status, doc["parameter"]), (400, "offset"))
+
+    def test_aggregates_match_one_database(self):
+        d = self.daemon(config(CLUSTER, FANOUT_ROUTES))
+        for paid in ("true", "false"):
+            r, doc = get_json(d.public, f"/v1/orders/stats?paid={paid}")
+            self.assertEqual(r.status, 200, r.describe())
+            want = CLUSTER.reference("SELECT count(*), sum(total_cents), min(total_cents), max(total_cents), "
+                                     "sum(amount)::text, avg(total_cents)::float8 FROM orders WHERE paid = %s", (paid == "true",))[0]
+            row = doc["rows"][0]
+            self.assertEqual((row["n"], row["revenue"], row["lo"], row["hi"]), tuple(want[:4]))
+            self.assertIn(f'"amount":{want[4]}'.encode(), r.body)   # numeric sums exactly
+            self.assertAlmostEqual(row["mean"], want[5], places=6)
+        r, doc = get_json(d.public, "/v1/orders/by-status")
+        self.assertEqual(r.status, 200, r.describe())
+        want = CLUSTER.reference(
+            "SELECT o.status, c.region, count(*), sum(o.total_cents), avg(o.total_cents)::float8, "
+            "to_char(max(o.created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+            "FROM orders o JOIN customers c ON c.id = o.customer_id GROUP BY 1, 2 ORDER BY 1, 2")
+        got = [(x["status"], x["region"], x["n"], x["revenue"], x["mean"], x["last"]) for x in doc["rows"]]
+        self.assertEqual(len(got), len(want))
+        for g, w in zip(got, want):
+            self.assertEqual(g[:4] + g[5:], tuple(w[:4]) + (w[5],))
+            self.assertAlmostEqual(g[4], w[4], places=6)
+        self.assertEqual([x["status"] for x in doc["rows"]], sorted(x["status"] for x in doc["rows"]))
+
+    def test_row_cap(self):
+        d = self.daemon(config(CLUSTER, FANOUT_ROUTES))
+        r, doc = get_json(d.public, "/v1/orders/capped")
+        self.assertEqual(r.status, 500, r.describe())
+        self.assertIn("max_rows", doc["detail"])
+
+
 if __name__ == "__main__":
     unittest.main()
