@@ -4,6 +4,7 @@
 // (201 for a write); a cacheable GET stored in the edge cache, a write's `invalidate:` list purged after commit.
 // Runs on the connection's worker thread, inside its coroutine.
 #include "connection.hpp"
+#include "shard_metrics.hpp"
 
 #include <virex/shard/client.hpp>
 #include <virex/shard/merge.hpp>
@@ -262,6 +263,7 @@ Awaitable<void> Connection::query() {
       if (!missing.empty()) missing.append(",");
       missing.append(std::to_string(snapshot->config.databases.shards[i].id));
     }
+    worker_.shard_metrics().on_fan_out(route.name, outs.size(), first_error && q.fan_out.partial);
     if (first_error && !q.fan_out.partial) {
       const unsigned status = status_of(first_error->error, first_error->sqlstate);
       std::string extra = "Virex-Missing-Shards: " + missing + "\r\n";

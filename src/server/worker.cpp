@@ -4,6 +4,8 @@
 
 #include <virex/shard/client.hpp>
 
+#include "shard_metrics.hpp"
+
 #include "connection.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -115,6 +117,7 @@ void Worker::tick() {
   date_.refresh(std::time(nullptr));
   for (Connection* c : connections_) c->on_tick(now_);
   sweep_pools();
+  if (databases_) shard_metrics_->update(databases_->stats(), databases_->version());
   if (draining_ && connections_.empty()) {
     if (databases_) databases_->close();  // their readers and the lag probe would keep run() going
     return;  // nothing left to watch: let run() return
@@ -241,8 +244,14 @@ bool Worker::install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared
   snapshot_ = std::move(snap);
   sampling_ = observe::sampling_policy(snapshot_->config.observability.tracing);
   if (snapshot_->config.databases.present) {
-    if (!databases_)
+    if (!databases_) {
       databases_ = std::make_unique<shard::Databases>(ioc_.get_executor(), shared_.workers, snapshot_->config.node.region);
+      shard_metrics_ = std::make_unique<ShardMetrics>(*shared_.registry, shard_, id_);
+      databases_->set_observer([m = shard_metrics_.get()](std::int64_t shard, shard::Role role, shard::QueryErrc e,
+                                                          double seconds, unsigned depth) {
+        m->on_query(shard, role, e, seconds, depth);
+      });
+    }
     databases_->configure(snapshot_->config.databases);
   }
   via_.clear();

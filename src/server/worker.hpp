@@ -144,6 +144,7 @@ class Worker {
   std::shared_ptr<upstream::WorkerPool> upstream_pool(const pipeline::Cluster& c);
   // The shard router's pools (null while the config has no `databases:`).
   shard::Databases* databases() const noexcept { return databases_.get(); }
+  class ShardMetrics& shard_metrics() noexcept { return *shard_metrics_; }
   // "1.1 <node name>" for Via headers (RFC 9110 §7.6.3); empty when proxy.via is off.
   std::string_view via() const noexcept { return via_; }
   // Scratch for endpoint selection (filled and consumed without suspending in between).
@@ -186,6 +187,7 @@ class Worker {
   core::DateLine date_;
   std::unordered_map<const upstream::ClusterState*, std::shared_ptr<upstream::WorkerPool>> pools_;
   std::unique_ptr<shard::Databases> databases_;  // closed on drain and in ~Worker, before ioc_ goes
+  std::unique_ptr<class ShardMetrics> shard_metrics_;
   std::string via_;
   observe::SamplingPolicy sampling_;
   std::vector<observe::Span> spans_;
