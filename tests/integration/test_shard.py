@@ -275,5 +275,67 @@ class FanOutTest(DaemonTestCase):
         self.assertIn("max_rows", doc["detail"])
 
 
+CACHED_ROUTES = """  - name: cached_orders
+    match: {path: "/v1/customers/{customer_id}/orders", method: GET}
+    query:
+      sql: "SELECT id, total_cents FROM orders WHERE customer_id = $1 ORDER BY id"
+      params: ["customer_id:int64"]
+      shard_by: customer_id
+    cache: {edge_ttl: 60s, tags: ["customer:{customer_id}"]}
+  - name: cached_count
+    match: {path: "/v1/customers/{customer_id}/count", method: GET}
+    query:
+      sql: "SELECT count(*) AS n FROM orders WHERE customer_id = $1"
+      params: ["customer_id:int64"]
+      shard_by: customer_id
+    cache: {edge_ttl: 60s}
+  - name: add_order
+    match: {path: "/v1/customers/{customer_id}/orders", method: POST}
+    query:
+      sql: "INSERT INTO orders (customer_id, total_cents) VALUES ($1, $2) RETURNING id"
+      params: ["customer_id:int64", "body.total_cents:int64"]
+      shard_by: customer_id
+    invalidate: ["tag:customer:{customer_id}", "path:/v1/customers/{customer_id}/count"]
+  - name: add_order_quietly
+    match: {path: "/v1/customers/{customer_id}/quiet", method: POST}
+    query:
+      sql: "INSERT INTO orders (customer_id, total_cents) VALUES ($1, $2) RETURNING id"
+      params: ["customer_id:int64", "body.total_cents:int64"]
+      shard_by: customer_id
+"""
+
+
+class CacheTest(DaemonTestCase):
+    def test_a_write_purges_what_it_names_and_the_next_get_shows_it(self):
+        d = self.daemon(config(CLUSTER, CACHED_ROUTES) + "cache: {edge: {max_bytes: 16MiB}}\n")
+        cid = 1007
+        first, doc1 = get_json(d.public, f"/v1/customers/{cid}/orders")
+        self.assertEqual(first.status, 200, first.describe())
+        self.assertIn("stored", first.header("Cache-Status", ""))
+        hit, doc2 = get_json(d.public, f"/v1/customers/{cid}/orders")
+        self.assertRegex(hit.header("Cache-Status", ""), r"^virex-edge; hit", hit.describe())
+        self.assertEqual(doc1, doc2)
+        n1 = get_json(d.public, f"/v1/customers/{cid}/count")[1]["rows"][0]["n"]
+        # A write that names nothing: the cached answers stay (they really come from the cache).
+        r, _ = get_json(d.public, f"/v1/customers/{cid}/quiet", method="POST", body={"total_cents": 11})
+        self.assertEqual(r.status, 201, r.describe())
+        self.assertEqual(get_json(d.public, f"/v1/customers/{cid}/orders")[1], doc1)
+        self.assertEqual(get_json(d.public, f"/v1/customers/{cid}/count")[1]["rows"][0]["n"], n1)
+        # A write with invalidate: the tag and the path are purged after commit.
+        r, created = get_json(d.public, f"/v1/customers/{cid}/orders", method="POST", body={"total_cents": 777})
+        self.assertEqual(r.status, 201, r.describe())
+        after, doc3 = get_json(d.public, f"/v1/customers/{cid}/orders")
+        self.assertEqual(after.status, 200)
+        self.assertNotRegex(after.header("Cache-Status", ""), r"^virex-edge; hit")
+        self.assertIn(created["rows"][0]["id"], [x["id"] for x in doc3["rows"]])
+        self.assertEqual(len(doc3["rows"]), len(doc1["rows"]) + 2)
+        self.assertEqual(get_json(d.public, f"/v1/customers/{cid}/count")[1]["rows"][0]["n"], n1 + 2)
+        # Another customer's cached entry is untouched.
+        get_json(d.public, "/v1/customers/1008/orders")
+        r, _ = get_json(d.public, f"/v1/customers/{cid}/orders", method="POST", body={"total_cents": 1})
+        self.assertRegex(get_json(d.public, "/v1/customers/1008/orders")[0].header("Cache-Status", ""),
+                         r"^virex-edge; hit")
+
+
 if __name__ == "__main__":
     unittest.main()
