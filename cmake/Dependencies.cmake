@@ -2,6 +2,9 @@
 find_package(Boost 1.81 EXACT REQUIRED COMPONENTS json url)
 find_package(yaml-cpp REQUIRED)
 find_package(Threads REQUIRED)
+# libpq-dev 15: the shard router's client (async + pipeline mode); the config checks connection strings with it.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
 if(NOT VIREX_FUZZ)
   find_package(spdlog REQUIRED)
   find_package(CLI11 CONFIG REQUIRED)

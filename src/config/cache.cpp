@@ -339,7 +339,7 @@ void read_admin(Walker& w, const Field& field, Admin& admin) {
 
 void read_route_cache(Walker& w, const std::optional<Field>& field, bool has_upstream, bool match_ok, Route& route) {
   if (!field) return;
-  if (!has_upstream) return w.fail(*field, "only allowed with upstream");
+  if (!has_upstream) return w.fail(*field, "only allowed with upstream or query");
   RouteCache& cache = route.cache.emplace();
   cache.location = field->at;
   std::optional<Field> regional_ttl;

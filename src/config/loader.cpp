@@ -6,6 +6,7 @@
 #include <virex/config/loader.hpp>
 
 #include "cache.hpp"
+#include "databases.hpp"
 #include "upstreams.hpp"
 #include "walker.hpp"
 
@@ -320,7 +321,8 @@ void read_respond(Walker& w, const Field& field, Respond& respond) {
 }
 
 // `upstream_references` collects the cluster names routes use; they are resolved once the whole file is read.
-void read_routes(Walker& w, const Field& field, std::vector<Route>& routes, std::vector<Field>& upstream_references) {
+void read_routes(Walker& w, const Field& field, std::vector<Route>& routes, std::vector<Field>& upstream_references,
+                 std::vector<Field>& query_fields) {
   Unique names("route name");
   w.items(field, [&](const Field& item) {
     Route& route = routes.emplace_back();
@@ -332,6 +334,7 @@ void read_routes(Walker& w, const Field& field, std::vector<Route>& routes, std:
     bool match_ok = true;  // no error inside match: rewrite.strip_prefix may be checked against its path
     RouteUpstreamKeys upstream;
     std::optional<Field> cache;
+    std::optional<Field> query, invalidate;
     const bool is_map = w.map(item, {
         {"name",
          [&](const Field& f) {
@@ -355,13 +358,18 @@ void read_routes(Walker& w, const Field& field, std::vector<Route>& routes, std:
         {"rewrite", [&](const Field& f) { upstream.rewrite = f; }},
         {"timeouts", [&](const Field& f) { upstream.timeouts = f; }},
         {"cache", [&](const Field& f) { cache = f; }},
+        {"query", [&](const Field& f) { query = f; }},
+        {"invalidate", [&](const Field& f) { invalidate = f; }},
     });
     if (!is_map) return;
     if (name_ok) names.check(w, name_field, route.name);
     if (has_respond && upstream.upstream) w.fail(*upstream.upstream, "respond and upstream are mutually exclusive");
-    if (!has_respond && !upstream.upstream) w.fail(item, "a route needs an action (respond or upstream)");
+    if (query && (has_respond || upstream.upstream)) w.fail(*query, "query, respond and upstream are mutually exclusive");
+    if (!has_respond && !upstream.upstream && !query) w.fail(item, "a route needs an action (respond, upstream or query)");
     read_route_upstream(w, upstream, match_ok, route, upstream_references);
-    read_route_cache(w, cache, upstream.upstream.has_value(), match_ok, route);
+    read_route_query(w, query, invalidate, match_ok, route);
+    if (query) query_fields.push_back(*query);
+    read_route_cache(w, cache, upstream.upstream.has_value() || query.has_value(), match_ok, route);
   });
 }
 
@@ -486,6 +494,7 @@ void read_config(Walker& w, const Field& root, Config& config) {
   if (!root.node.IsMap()) return w.fail(root, "expected a mapping at the top level");
   bool has_listeners = false;
   std::vector<Field> upstream_references;  // route `upstream:` values, resolved after the whole file
+  std::vector<Field> query_fields;         // route `query:` blocks: they need `databases:`
   w.map(root, {
       {"node", [&](const Field& f) { read_node(w, f, config.node); }},
       {"limits", [&](const Field& f) { read_limits(w, f, config.limits); }},
@@ -494,13 +503,20 @@ void read_config(Walker& w, const Field& root, Config& config) {
          has_listeners = true;
          read_listeners(w, f, config.listeners);
        }},
-      {"routes", [&](const Field& f) { read_routes(w, f, config.routes, upstream_references); }},
+      {"routes", [&](const Field& f) { read_routes(w, f, config.routes, upstream_references, query_fields); }},
       {"upstreams", [&](const Field& f) { read_upstreams(w, f, config.upstreams); }},
       {"proxy", [&](const Field& f) { read_proxy(w, f, config.proxy); }},
       {"observability", [&](const Field& f) { read_observability(w, f, config.observability); }},
       {"cache", [&](const Field& f) { read_cache(w, f, config.cache); }},
       {"admin", [&](const Field& f) { read_admin(w, f, config.admin); }},
+      {"databases", [&](const Field& f) { read_databases(w, f, config.databases); }},
   });
+  check_query_routes(w, config, query_fields);
+  for (ShardConfig& s : config.databases.shards) {
+    if (s.region.empty()) s.region = config.node.region;
+    for (ReplicaConfig& r : s.replicas)
+      if (r.region.empty()) r.region = s.region;
+  }
   if (!has_listeners) w.fail(root.at, "listeners", "at least one listener is required");
   resolve_route_upstreams(w, upstream_references, config.upstreams);  // upstreams may follow the routes
   check_regional_routes(w, config);                                   // cache.regional may follow the routes

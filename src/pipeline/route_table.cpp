@@ -235,7 +235,9 @@ RouteTable RouteTable::build(const std::vector<config::Route>& routes, const Fil
       if (meth == http::Method::get) c.method_mask |= bit(http::Method::head);  // RFC 9110 §9.3.2
     }
     if (r.upstream) c.upstream = &*r.upstream;
-    if (r.upstream && r.cache) {
+    if (r.query) c.query = &*r.query;
+    c.config = &r;
+    if ((r.upstream || r.query) && r.cache) {
       const config::RouteCache& rc = *r.cache;
       using std::chrono::duration_cast;
       using std::chrono::seconds;

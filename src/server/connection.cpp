@@ -187,6 +187,10 @@ Awaitable<void> Connection::run(Connection* raw) {
         if (c.abort_) break;
         continue;  // parse what else the buffer holds (pipelined requests), write, then read
       }
+      if (c.query_pending_) {
+        co_await c.query();
+        continue;  // as after proxy(): more pipelined requests, then write
+      }
       if (c.close_after_write_) {
         // RFC 9112 §9.6: unread bytes at close make the kernel send RST, which can destroy the response.
         boost::system::error_code aec;
@@ -347,12 +351,20 @@ void Connection::process() {
         continue;
       case E::body:
         pending_.bytes_in += parser_.body().size();
+        if (pending_.route && pending_.route->query) {
+          if (q_body_.size() + parser_.body().size() > kMaxQueryBody) q_body_too_large_ = true;
+          else q_body_.append(parser_.body());
+        }
         if (pending_.endpoint == admin::Endpoint::purge) {
           if (pending_.admin_body.size() + parser_.body().size() > kMaxPurgeBody) pending_.admin_body_too_large = true;
           else pending_.admin_body.append(parser_.body());
         }
         continue;
       case E::complete:
+        if (pending_.route && pending_.route->query && !pending_.hit) {
+          query_pending_ = true;  // run() writes what is queued, then query() answers this request
+          break;
+        }
         on_complete();
         set_deadline(Phase::idle);
         continue;
@@ -404,6 +416,7 @@ void Connection::on_head() {
     pipeline::Match m = snapshot_->routes.match(h.host, h.path, h.method, h.method_text);
     if (m.route) {
       p.route = m.route;
+      if (m.route->query) capture_query_args(h, m);
     } else if (m.method_not_allowed) {
       p.status = 405;
       p.allow = std::move(m.allow);
@@ -590,7 +603,7 @@ void Connection::cache_lookup(const http::RequestHead& h) {
 void Connection::join_flight() {
   Pending& p = pending_;
   Coalescer* c = worker_.coalescer();
-  if (!p.cacheable || !c) return;
+  if (!p.cacheable || !c || p.route->query) return;  // query routes do not coalesce (yet)
   auto w = std::make_shared<Coalescer::Waiter>(worker_.io().get_executor());
   switch (c->join(cache_hash_, cache_key_, w)) {
     case Coalescer::Role::lead: p.leader = true; break;

@@ -150,6 +150,7 @@ class Connection {
   // The admin purge API (purge.cpp): appends the whole response to `out`; returns its status.
   unsigned answer_purge(std::string& out, std::string_view date_line, http::ConnectionHeader conn);
   static constexpr std::size_t kMaxPurgeBody = 64 * 1024;
+  static constexpr std::size_t kMaxQueryBody = 256 * 1024;   // a query route's JSON body; larger → 413
   void finish_store();
   // ---- regional tier (regional_lookup.cpp) ----
   // From cache_lookup(): marks a miss (the flight's leader, or a private route's request) for a Redis lookup.
@@ -173,6 +174,14 @@ class Connection {
   void prepare_write();
   bool finish_write(const boost::system::error_code& ec, std::size_t n);
   Awaitable<void> linger();
+
+  // ---- shard router (query.cpp) ----
+  // The query route's request that process() stopped at (complete, body gathered): parameters bound, the
+  // statement run on one shard or fanned out and merged, the JSON response queued (and stored / purged in the
+  // edge cache). Suspends on the database pools only.
+  Awaitable<void> query();
+  void capture_query_args(const http::RequestHead& h, const pipeline::Match& m);
+  void queue_query_response(unsigned status, std::string_view body, std::string_view extra, std::string_view error);
 
   // ---- reverse proxy (proxy.cpp) ----
   // The exchange for the request whose head process() stopped at: upstream tries (with retries), request body
@@ -226,6 +235,12 @@ class Connection {
   bool hot_idle_ = false;                              // in the buffered read between requests
   bool trim_due_ = false;                              // the tick asked the hot wait to go cold
   std::chrono::steady_clock::time_point idle_since_;
+
+  // shard router state: what the query needs, copied out of the read buffer at the head
+  bool query_pending_ = false;
+  std::vector<std::pair<std::string, std::string>> q_captures_;   // path captures (name, value)
+  std::string q_query_, q_host_, q_path_, q_body_, q_accept_;
+  bool q_body_too_large_ = false;
 
   // reverse proxy state
   bool proxy_pending_ = false;          // process() stopped at the head of an upstream route's request

@@ -284,6 +284,7 @@ int Server::run() {
   for (unsigned i = 0; i < n; ++i) {
     Shared shared{registry_.get(), &ready_, &stopping_, exporter_.get(), edge_cache_.get(), &coalescer_};
     shared.regional = regional_.get();
+    shared.workers = n;
     workers_.push_back(std::make_unique<Worker>(i, shared));
   }
 

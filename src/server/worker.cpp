@@ -2,6 +2,10 @@
 // that refreshes the Date line and enforces connection deadlines, and snapshot installation.
 #include "worker.hpp"
 
+#include <virex/shard/client.hpp>
+
+#include "shard_metrics.hpp"
+
 #include "connection.hpp"
 #include "regional_tier.hpp"
 
@@ -111,6 +115,8 @@ Worker::~Worker() {
   listeners_.clear();
   // Idle pooled upstream sockets too; connections still in use go with their coroutines (which need pools_).
   for (auto& [state, pool] : pools_) pool->sweep(std::chrono::steady_clock::now(), config::Duration::zero());
+  if (databases_) databases_->close();
+  databases_.reset();
 }
 
 void Worker::run() {
@@ -133,7 +139,11 @@ void Worker::tick() {
   date_.refresh(std::time(nullptr));
   for (Connection* c : connections_) c->on_tick(now_);
   sweep_pools();
-  if (draining_ && connections_.empty()) return;  // nothing left to watch: let run() return
+  if (databases_) shard_metrics_->update(databases_->stats(), databases_->version());
+  if (draining_ && connections_.empty()) {
+    if (databases_) databases_->close();  // their readers and the lag probe would keep run() going
+    return;  // nothing left to watch: let run() return
+  }
   ticker_.expires_after(kTick);
   ticker_.async_wait([this](boost::system::error_code ec) {
     if (!ec) tick();
@@ -271,6 +281,17 @@ bool Worker::install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared
                      std::vector<ListenerSocket> add, const std::vector<std::string>& remove) {
   snapshot_ = std::move(snap);
   sampling_ = observe::sampling_policy(snapshot_->config.observability.tracing);
+  if (snapshot_->config.databases.present) {
+    if (!databases_) {
+      databases_ = std::make_unique<shard::Databases>(ioc_.get_executor(), shared_.workers, snapshot_->config.node.region);
+      shard_metrics_ = std::make_unique<ShardMetrics>(*shared_.registry, shard_, id_);
+      databases_->set_observer([m = shard_metrics_.get()](std::int64_t shard, shard::Role role, shard::QueryErrc e,
+                                                          double seconds, unsigned depth) {
+        m->on_query(shard, role, e, seconds, depth);
+      });
+    }
+    databases_->configure(snapshot_->config.databases);
+  }
   via_.clear();
   if (snapshot_->config.proxy.via) {
     std::string node = snapshot_->config.node.name;
@@ -348,6 +369,7 @@ void Worker::check_drained() {
   drained_ = nullptr;
   ticker_.cancel();
   if (regional_) regional_->client().stop();  // its waits would keep run() from returning
+  if (databases_) databases_->close();  // their readers and the lag probe would keep run() going
   cb();
 }
 

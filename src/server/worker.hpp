@@ -31,6 +31,10 @@
 #include <unordered_map>
 #include <vector>
 
+namespace virex::shard {
+class Databases;
+}
+
 namespace virex::server {
 
 namespace asio = boost::asio;
@@ -94,6 +98,7 @@ struct Shared {  // owned by the server; outlives every worker
   cache::Store* edge_cache = nullptr;         // null: no route caches (the store is node-wide, shared)
   class Coalescer* coalescer = nullptr;       // with edge_cache: concurrent misses for one key share a fetch
   struct RegionalNode* regional = nullptr;    // null: no regional tier (cache.regional absent)
+  unsigned workers = 1;                       // how many workers share the node's database connection budget
 };
 
 class Worker {
@@ -146,6 +151,9 @@ class Worker {
   // This worker's pool for a cluster (created on first use; kept while the cluster state lives).
   // An exchange holds the pointer while it runs, so a reload cannot free the pool under it.
   std::shared_ptr<upstream::WorkerPool> upstream_pool(const pipeline::Cluster& c);
+  // The shard router's pools (null while the config has no `databases:`).
+  shard::Databases* databases() const noexcept { return databases_.get(); }
+  class ShardMetrics& shard_metrics() noexcept { return *shard_metrics_; }
   // "1.1 <node name>" for Via headers (RFC 9110 §7.6.3); empty when proxy.via is off.
   std::string_view via() const noexcept { return via_; }
   // Scratch for endpoint selection (filled and consumed without suspending in between).
@@ -204,6 +212,8 @@ class Worker {
   void hand_over_access_log();
   core::DateLine date_;
   std::unordered_map<const upstream::ClusterState*, std::shared_ptr<upstream::WorkerPool>> pools_;
+  std::unique_ptr<shard::Databases> databases_;  // closed on drain and in ~Worker, before ioc_ goes
+  std::unique_ptr<class ShardMetrics> shard_metrics_;
   std::string via_;
   observe::SamplingPolicy sampling_;
   std::vector<observe::Span> spans_;

@@ -115,12 +115,70 @@ struct RouteCache {
   Location location;                                          // where `cache:` stood
 };
 
+// ---- shard router: a route's `query:` action and `invalidate:` list ---------------------------------------------
+
+enum class QueryParamType : std::uint8_t { int64, text, boolean, timestamp, numeric };
+// Where a parameter's value comes from: `NAME` is a path capture of that name, else the query string;
+// `query.NAME`, `body.NAME` (a member of the JSON request body; dots go deeper) say it explicitly;
+// `fan_out.fetch` is the row count each shard is asked for (fan_out.limit + the offset).
+enum class QueryParamSource : std::uint8_t { path, query, body, fetch };
+
+struct QueryParam {
+  std::string name;                 // "customer_id", "total_cents" (without the source prefix); body: "a.b"
+  QueryParamSource source = QueryParamSource::query;
+  QueryParamType type = QueryParamType::text;
+  std::string spec;                 // as written ("body.total_cents:int64"), for messages
+};
+
+enum class Merge : std::uint8_t { concat, sorted, aggregate };
+enum class AggregateFn : std::uint8_t { count, sum, min, max, avg };
+
+struct SortKey {
+  std::string column;
+  bool descending = false;          // "col desc"; default ascending
+};
+
+struct Aggregate {
+  std::string column;               // the output column
+  AggregateFn fn = AggregateFn::count;
+  std::string sum_column, count_column;  // avg: {avg: [SUM_COLUMN, COUNT_COLUMN]} (columns of the shard rows)
+};
+
+// `fan_out:` — how the rows of every shard are merged. Present on routes without `shard_by` (the default
+// {merge: concat}).
+struct FanOut {
+  Merge merge = Merge::concat;                // default concat
+  std::vector<SortKey> order_by;              // sorted: required; "total_cents desc, id"
+  std::optional<std::int64_t> limit;          // sorted: default none (all rows); 1..max_rows
+  std::string offset;                         // sorted: default "" (none): a query-string parameter (int64 ≥ 0)
+                                              //   skipping that many merged rows; each shard is asked limit+offset
+  std::vector<Aggregate> aggregates;          // aggregate: required; output column → fn
+  std::vector<std::string> group_by;          // aggregate: default none (one row)
+  bool partial = false;                       // default false: a failing shard fails the request (503); true:
+                                              //   answer with the others and name the missing ones in a header
+};
+
+struct RouteQuery {
+  std::string sql;                            // required: one statement, $1..$n bound from `params`
+  std::vector<QueryParam> params;             // default none; $i is params[i-1]
+  std::optional<std::size_t> shard_by;        // default none (fan out): index into params of the int64 key
+  FanOut fan_out;                             // used when shard_by is not set
+  std::optional<bool> read_only;              // default: true for GET/HEAD-only routes, false otherwise
+  bool reads() const noexcept { return read_only.value_or(false); }
+  std::size_t max_rows = 10000;               // default 10000 (1..1000000): rows held for one response
+  Location location;
+};
+
 struct Route {
   std::string name;        // default: "route<N>" (N = index); used as the metrics label
   RouteMatch match;
   Respond respond;         // the action when `upstream` is not set
   std::optional<RouteUpstream> upstream;   // `upstream:` action (exclusive with `respond:`)
-  std::optional<RouteCache> cache;         // default none: not cached; only with `upstream:`
+  std::optional<RouteQuery> query;         // `query:` action (exclusive with `respond:` and `upstream:`)
+  // default none: after a successful write, purge these from the edge cache: "tag:T", "path:/p" (exact),
+  // "prefix:/p"; `{name}` takes the path capture of that name. Only on `query:` routes that write.
+  std::vector<std::string> invalidate;
+  std::optional<RouteCache> cache;         // default none: not cached; only with `upstream:` or `query:`
   Location location;
 };
 
@@ -286,6 +344,42 @@ struct Admin {
   Location token_file_location;            // where `token_file:` stood
 };
 
+// ---- sharded PostgreSQL (`databases:`) -------------------------------------------------------------------------
+
+struct DatabasePool {
+  // default 8 (1..1000): connections to one endpoint (primary or replica) from this node, split over the
+  // workers (each gets max_per_endpoint / workers, at least 1). Requests share them through pipelining.
+  unsigned max_per_endpoint = 8;
+  Duration acquire_timeout = std::chrono::milliseconds(200);  // default 200ms: waiting for a slot → 503
+  Duration statement_timeout = std::chrono::seconds(5);       // default 5s: server-side and client-side deadline
+  unsigned max_pipeline = 16;          // default 16 (1..1024): queries in flight on one connection
+  unsigned max_waiting = 1024;         // default 1024 (1..100000): requests waiting for a slot per endpoint
+  Duration connect_timeout = std::chrono::seconds(2);          // default 2s
+};
+
+struct ReplicaConfig {
+  std::string dsn;                     // a libpq keyword/value string
+  std::string region;                  // default: the shard's region (`{dsn: "…", region: us}` sets it)
+};
+
+struct ShardConfig {
+  std::int64_t id = 0;                 // required, unique; a metrics label
+  std::int64_t lo = 0, hi = 0;         // `customers: [lo, hi]` (inclusive; required)
+  std::string primary;                 // required: a libpq keyword/value string ("host=… port=… dbname=… user=…")
+  std::vector<ReplicaConfig> replicas;  // default none; "dsn" or {dsn, region}
+  std::string region;                  // default: node.region
+  Location location;
+};
+
+struct Databases {
+  DatabasePool pool;
+  std::vector<ShardConfig> shards;     // sorted by range; ranges cover [first.lo, last.hi] without gap or overlap
+  Duration max_lag = std::chrono::seconds(5);         // default 5s: replicas further behind are skipped
+  Duration lag_interval = std::chrono::seconds(1);    // default 1s: how often replica lag is measured
+  std::int64_t version = 0;            // default 0: the shard map's version (reported; bump it on changes)
+  bool present = false;                // `databases:` was given
+};
+
 struct Config {
   std::string source;      // the file it was loaded from
   Node node;
@@ -297,6 +391,7 @@ struct Config {
   Observability observability;
   Cache cache;
   Admin admin;
+  Databases databases;
 };
 
 }  // namespace virex::config

@@ -35,6 +35,8 @@ struct CompiledRoute {
   std::vector<std::string> extra_methods;  // methods outside http::Method
   http::PreparedResponse response;             // the `respond` action
   const config::RouteUpstream* upstream = nullptr;  // the `upstream` action (into the snapshot's config)
+  const config::RouteQuery* query = nullptr;        // the `query` action (shard router), into the snapshot's config
+  const config::Route* config = nullptr;            // the route as configured (invalidate list, match)
   const config::RouteCache* cache = nullptr;        // edge caching of that action, when configured
   cache::RoutePolicy cache_policy;                  // compiled from `cache`
   cache::KeySpec cache_key;

@@ -370,7 +370,7 @@ routes:
                        "multi.yaml:8:14: listeners[0].address: \"localhost\" is not a literal IP address (host names "
                        "are not resolved)",
                        "multi.yaml:10:19: routes[0].match.path: must start with \"/\"",
-                       "multi.yaml:10:5: routes[0]: a route needs an action (respond or upstream)",
+                       "multi.yaml:10:5: routes[0]: a route needs an action (respond, upstream or query)",
                    }));
 }
 
@@ -546,7 +546,7 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"NotASequence", L("routes: {a: 1}\n"), "routes", 2, 9, "expected a sequence"},
         route_case("ItemNotAMapping", "x", "routes[0]", 10, "expected a mapping"),
         ErrorCase{"RespondMissing", L("routes:\n  - match: {path: /a}\n"), "routes[0]", 3, 5,
-                  "a route needs an action (respond or upstream)"},
+                  "a route needs an action (respond, upstream or query)"},
         route_case("UnknownKey", "{respond: {}, proxy: x}", "routes[0].proxy", 24, "unknown key"),
         route_case("NameBadChars", "{name: a/b, respond: {}}", "routes[0].name", 17, "must match [A-Za-z0-9_.-]+"),
         ErrorCase{"DuplicateName", L("routes:\n  - {name: a, respond: {}}\n  - {name: a, respond: {}}\n"),
@@ -969,7 +969,7 @@ TEST(Load, RewriteWithoutAnActionIsTwoErrors) {
   std::vector<std::string> lines;
   for (const Error& e : result.errors) lines.push_back(e.to_string());
   EXPECT_EQ(lines, (std::vector<std::string>{
-                       "t.yaml:3:5: routes[0]: a route needs an action (respond or upstream)",
+                       "t.yaml:3:5: routes[0]: a route needs an action (respond, upstream or query)",
                        "t.yaml:3:36: routes[0].rewrite: only allowed with upstream",
                    }));
 }
@@ -1434,7 +1434,7 @@ INSTANTIATE_TEST_SUITE_P(
     RouteCache, LoadError,
     testing::Values(
         ErrorCase{"WithoutUpstream", L("routes: [{respond: {}, cache: {edge_ttl: 5s}}]\n"), "routes[0].cache", 2, 31,
-                  "only allowed with upstream"},
+                  "only allowed with upstream or query"},
         route_cache_case("NotAMapping", "60s", "routes[0].cache", 33, "expected a mapping"),
         route_cache_case("UnknownKey", "{ttl: 60s}", "routes[0].cache.ttl", 34, "unknown key"),
         route_cache_case("EdgeTtlZero", "{edge_ttl: 0s}", "routes[0].cache.edge_ttl", 44, "must be between 1s and 1h"),
@@ -1605,4 +1605,51 @@ TEST(Load, PrivateRegionalRouteNeedsIdentity) {
 }
 
 }  // namespace
+
+// ---- databases: and query routes (shard router) ----
+INSTANTIATE_TEST_SUITE_P(
+    Databases, LoadError,
+    testing::Values(
+        ErrorCase{"RangesOverlap", L("databases:\n  shards:\n    - {id: 0, customers: [1, 100], primary: \"host=a dbname=x\"}\n    - {id: 1, customers: [50, 200], primary: \"host=b dbname=x\"}\n"), "databases.shards[1].customers", 5, 7,
+                  "customer ranges overlap: shard 1 (line 5) and shard 0 (line 4) both hold 50..100"},
+        ErrorCase{"RangesGap", L("databases:\n  shards:\n    - {id: 0, customers: [1, 100], primary: \"host=a dbname=x\"}\n    - {id: 1, customers: [102, 200], primary: \"host=b dbname=x\"}\n"), "databases.shards[1].customers", 5, 7,
+                  "gap in the customer ranges between shard 1 (line 5) and shard 0 (line 4): 101..101 belong to no shard"},
+        ErrorCase{"BadConnectionString", L("databases:\n  shards:\n    - {id: 0, customers: [1, 100], primary: \"host=a dbname\"}\n"), "databases.shards[0].primary", 4, 45,
+                  "bad connection string: missing \"=\" after \"dbname\" in connection info string"},
+        ErrorCase{"QueryWithoutDatabases", L("routes: [{match: {path: /x, method: GET}, query: {sql: \"SELECT 1\"}}]\n"), "routes[0].query", 2, 50,
+                  "a query route needs a databases: section"},
+        ErrorCase{"WriteWithoutShardBy", L("routes: [{match: {path: /x, method: POST}, query: {sql: \"SELECT 1\"}}]\ndatabases: {shards: [{id: 0, customers: [1, 10], primary: \"host=a dbname=x\"}]}\n"), "routes[0].query", 2, 51,
+                  "a write (a route not read_only, or not GET/HEAD-only) needs shard_by: it must go to one shard"},
+        ErrorCase{"PlaceholderCount", L("routes: [{match: {path: \"/c/{customer_id}\"}, query: {sql: \"SELECT $1, $2\", params: [\"customer_id:int64\"], shard_by: customer_id}}]\ndatabases: {shards: [{id: 0, customers: [1, 10], primary: \"host=a dbname=x\"}]}\n"), "routes[0].query.sql", 2, 59,
+                  "uses $1..$2 but params lists 1"},
+        ErrorCase{"UnknownParamType", L("routes: [{match: {path: \"/c/{customer_id}\"}, query: {sql: \"SELECT $1\", params: [\"customer_id:uuid\"], shard_by: customer_id}}]\ndatabases: {shards: [{id: 0, customers: [1, 10], primary: \"host=a dbname=x\"}]}\n"), "routes[0].query.params[0]", 2, 81,
+                  "unknown type \"uuid\" (expected int64, text, bool, timestamp or numeric)"}),
+    [](const auto& info) { return info.param.name; });
+
+TEST(Databases, ShardsSortedRegionsDefaultedQueryCompiled) {
+  const LoadResult r = load(L("node: {region: eu}\n"
+                              "routes: [{match: {path: \"/c/{customer_id}/o\", method: POST}, query: {sql: \"INSERT INTO o VALUES ($1, $2)\", "
+                              "params: [\"customer_id:int64\", \"body.total:numeric\"], shard_by: customer_id}, invalidate: [\"tag:c:{customer_id}\"]}]\n"
+                              "databases:\n  pool: {max_per_endpoint: 3}\n  shards:\n"
+                              "    - {id: 1, customers: [11, 20], primary: \"host=b dbname=x\", replicas: [{dsn: \"host=c dbname=x\", region: us}]}\n"
+                              "    - {id: 0, customers: [1, 10], primary: \"host=a dbname=x\", replicas: [\"host=d dbname=x\"]}\n"),
+                            "t.yaml");
+  ASSERT_TRUE(r.config.has_value()) << errors_of(r);
+  const Databases& db = r.config->databases;
+  ASSERT_EQ(db.shards.size(), 2u);
+  EXPECT_EQ(db.shards[0].id, 0);
+  EXPECT_EQ(db.shards[0].region, "eu");
+  EXPECT_EQ(db.shards[0].replicas[0].region, "eu");
+  EXPECT_EQ(db.shards[1].replicas[0].region, "us");
+  EXPECT_EQ(db.pool.max_per_endpoint, 3u);
+  const RouteQuery& q = *r.config->routes[0].query;
+  EXPECT_FALSE(q.reads());
+  ASSERT_EQ(q.params.size(), 2u);
+  EXPECT_EQ(q.params[0].source, QueryParamSource::path);
+  EXPECT_EQ(q.params[1].source, QueryParamSource::body);
+  EXPECT_EQ(q.params[1].type, QueryParamType::numeric);
+  EXPECT_EQ(q.shard_by, std::optional<std::size_t>(0));
+  EXPECT_EQ(r.config->routes[0].invalidate, std::vector<std::string>{"tag:c:{customer_id}"});
+}
+
 }  // namespace virex::config

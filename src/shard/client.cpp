@@ -1,0 +1,800 @@
+// libpq on the worker's io_context (client.hpp). One PgConn = one PGconn in non-blocking pipeline mode whose
+// socket is watched by a stream_descriptor (released, never closed: libpq owns the fd). A request sends
+// [Parse] Bind/Execute and a Sync of its own (so an error aborts only its own segment) and waits on a timer
+// that the connection's reader cancels when the Sync comes back; the reader matches results to requests FIFO.
+// Many requests share one connection up to pool.max_pipeline; connections per endpoint grow up to the pool's
+// share of max_per_endpoint. A connection that breaks or times out is closed, never reused.
+#include <virex/shard/client.hpp>
+
+#include <libpq-fe.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/basic_stream_descriptor.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <list>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace virex::shard {
+
+namespace asio = boost::asio;
+using Descriptor = asio::posix::basic_stream_descriptor<core::Executor>;
+using core::Timer;
+namespace {
+constexpr auto token = asio::as_tuple(core::kUseAwaitable);
+constexpr auto kMaxBackoff = std::chrono::seconds(5);
+constexpr auto kBaseBackoff = std::chrono::milliseconds(100);
+constexpr auto kClientSlack = std::chrono::milliseconds(500);  // beyond statement_timeout, the client gives up
+const char* const kLagSql =
+    "SELECT CASE WHEN NOT pg_is_in_recovery() THEN -1::float8 "
+    "WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0::float8 "
+    "ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)::float8 END";
+
+std::uint64_t fnv1a(std::string_view s) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+  return h;
+}
+}  // namespace
+
+std::string_view to_string(QueryErrc e) noexcept {
+  switch (e) {
+    case QueryErrc::none: return "ok";
+    case QueryErrc::unavailable: return "unavailable";
+    case QueryErrc::pool_timeout: return "pool_timeout";
+    case QueryErrc::overloaded: return "overloaded";
+    case QueryErrc::timeout: return "timeout";
+    case QueryErrc::sql_error: return "sql_error";
+    case QueryErrc::connection_lost: return "connection_lost";
+    case QueryErrc::too_many_rows: return "too_many_rows";
+  }
+  return "unknown";
+}
+
+struct Endpoint;
+struct PgConn;
+
+// One request's statement: lives in the query coroutine's frame; the connection points at it while it is in
+// the FIFO and detaches it on completion (or the request detaches itself when it gives up).
+struct Request {
+  explicit Request(core::Executor ex) : wake(ex) {}
+  Timer wake;
+  QueryOutcome out;
+  std::size_t max_rows = 0;
+  bool done = false;
+  std::shared_ptr<PgConn> conn;
+};
+
+struct Op {
+  enum class Kind : std::uint8_t { prepare, query, sync } kind;
+  Request* req;          // null: the request gave up (results are drained and dropped)
+  std::uint64_t stmt = 0;  // prepare: the statement hash (forgotten again if the Parse fails)
+  bool got = false;
+};
+
+struct PgConn : std::enable_shared_from_this<PgConn> {
+  PgConn(core::Executor ex, Endpoint* ep) : sock(ex), deadline(ex), endpoint(ep) {}
+  ~PgConn() {
+    if (sock.is_open()) sock.release();  // libpq owns the fd
+    if (pg) PQfinish(pg);
+  }
+
+  PGconn* pg = nullptr;
+  Descriptor sock;
+  Timer deadline;       // connect deadline
+  Endpoint* endpoint;   // null once the endpoint dropped it
+  std::deque<Op> fifo;
+  std::unordered_set<std::uint64_t> prepared;
+  unsigned in_flight = 0;  // requests (Syncs) outstanding
+  bool ready = false;      // connected and in pipeline mode
+  bool broken = false;
+  bool flushing = false;   // a write wait is in progress
+  bool timed_out = false;  // connect deadline passed
+
+  void fail_all(QueryErrc e, const std::string& why);
+  void close(QueryErrc e, const std::string& why);
+};
+
+struct Endpoint {
+  Endpoint(core::Executor ex, std::string d) : dsn(std::move(d)), ex_(ex) {}
+  std::string dsn;
+  std::string label;            // host:port for metrics and logs
+  Role role = Role::primary;
+  std::string region;
+  std::size_t shard = 0;
+  std::int64_t shard_id = 0;
+  bool in_config = true;
+  std::list<std::shared_ptr<PgConn>> conns;
+  std::deque<Request*> waiters_unused;  // (kept for layout clarity)
+  std::list<Timer*> waiters;            // acquire waits, woken (cancelled) when a slot frees
+  unsigned failures = 0;
+  std::chrono::steady_clock::time_point retry_at{};
+  double lag = -1;              // seconds; replicas: -1 until measured / when unreachable
+  bool lag_probe_running = false;
+  unsigned outstanding = 0;     // statements in flight on this endpoint
+  EndpointStats stats;
+  core::Executor ex_;
+
+  bool backing_off(std::chrono::steady_clock::time_point now) const { return failures > 0 && now < retry_at; }
+  void wake_one() {
+    if (!waiters.empty()) {
+      waiters.front()->cancel();
+      waiters.pop_front();
+    }
+  }
+  void wake_all() {
+    for (Timer* t : waiters) t->cancel();
+    waiters.clear();
+  }
+  void remove(PgConn* c) {
+    for (auto it = conns.begin(); it != conns.end(); ++it) {
+      if (it->get() == c) {
+        conns.erase(it);
+        break;
+      }
+    }
+    wake_all();  // a slot for a new connection
+  }
+};
+
+void PgConn::fail_all(QueryErrc e, const std::string& why) {
+  std::deque<Op> ops;
+  ops.swap(fifo);
+  for (Op& op : ops) {
+    if (!op.req || op.req->done) continue;
+    if (op.req->out.error == QueryErrc::none) {
+      op.req->out.error = e;
+      op.req->out.message = why;
+    }
+    if (op.kind == Op::Kind::sync) {
+      op.req->done = true;
+      op.req->conn.reset();
+      op.req->wake.cancel();
+    }
+  }
+  // Requests whose sync was never queued (cannot happen: a request always queues its sync) are covered above.
+  if (endpoint) endpoint->outstanding -= std::min(endpoint->outstanding, in_flight);
+  in_flight = 0;
+}
+
+void PgConn::close(QueryErrc e, const std::string& why) {
+  if (broken) return;
+  broken = true;
+  ready = false;
+  boost::system::error_code ec;
+  sock.cancel(ec);
+  fail_all(e, why);
+  auto self = shared_from_this();  // keep alive until the end of this function
+  if (endpoint) endpoint->remove(this);
+}
+
+struct Databases::Impl : std::enable_shared_from_this<Databases::Impl> {
+  Impl(core::Executor e, unsigned w, std::string region) : ex(e), workers(w ? w : 1), local_region(std::move(region)), lag_timer(e) {}
+  core::Executor ex;
+  unsigned workers;
+  std::string local_region;
+  config::Databases cfg;
+  std::unordered_map<std::string, std::unique_ptr<Endpoint>> endpoints;  // by "role|dsn"
+  struct ShardEndpoints {
+    Endpoint* primary = nullptr;
+    std::vector<Endpoint*> replicas;
+  };
+  std::vector<ShardEndpoints> shards;
+  Timer lag_timer;
+  bool lag_loop_running = false;
+  bool closed = false;
+  QueryObserver observer;
+
+  unsigned max_conns() const { return std::max(1u, cfg.pool.max_per_endpoint / workers); }
+  Endpoint* endpoint(const std::string& dsn, Role role, std::size_t shard, std::int64_t id, const std::string& region);
+  Awaitable<std::shared_ptr<PgConn>> acquire(Endpoint& ep, std::chrono::steady_clock::time_point deadline, QueryErrc& err);
+  Awaitable<bool> connect(std::shared_ptr<PgConn> c);
+  Awaitable<void> run(Endpoint& ep, std::string sql, std::vector<std::string> params, std::size_t max_rows,
+                      QueryOutcome& out);
+  Endpoint* pick_replica(std::size_t shard);
+  void send(PgConn& c, Request& r, const std::string& sql, const std::vector<std::string>& params);
+  void flush(const std::shared_ptr<PgConn>& c);
+  static void on_readable(PgConn& c);
+  void start_lag_loop();
+};
+
+namespace {
+
+// The reader: consumes input whenever the socket is readable and completes requests in FIFO order.
+Awaitable<void> read_loop(std::shared_ptr<PgConn> c) {
+  while (!c->broken) {
+    auto [ec] = co_await c->sock.async_wait(Descriptor::wait_read, token);
+    if (c->broken) break;
+    if (ec) {
+      c->close(QueryErrc::connection_lost, "connection closed");
+      break;
+    }
+    Databases::Impl::on_readable(*c);
+  }
+}
+
+Awaitable<void> flush_loop(std::shared_ptr<PgConn> c) {
+  while (!c->broken) {
+    const int r = PQflush(c->pg);
+    if (r == 0) break;
+    if (r < 0) {
+      c->close(QueryErrc::connection_lost, PQerrorMessage(c->pg));
+      break;
+    }
+    auto [ec] = co_await c->sock.async_wait(Descriptor::wait_write, token);
+    if (ec) break;
+  }
+  c->flushing = false;
+}
+
+// The lag of every replica of this worker's map, every lag_interval (its own connections, like queries).
+Awaitable<void> lag_loop(std::shared_ptr<Databases::Impl> impl);
+
+std::string trimmed(const char* msg) {
+  std::string s = msg ? msg : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+void Databases::Impl::on_readable(PgConn& c) {
+  if (!PQconsumeInput(c.pg)) {
+    c.close(QueryErrc::connection_lost, trimmed(PQerrorMessage(c.pg)));
+    return;
+  }
+  while (!c.fifo.empty() && !PQisBusy(c.pg)) {
+    Op& op = c.fifo.front();
+    PGresult* res = PQgetResult(c.pg);
+    if (op.kind == Op::Kind::sync) {
+      if (!res) break;  // not there yet
+      const auto st = PQresultStatus(res);
+      PQclear(res);
+      if (st != PGRES_PIPELINE_SYNC) {
+        c.close(QueryErrc::connection_lost, "pipeline out of step");
+        return;
+      }
+      Request* r = op.req;
+      c.fifo.pop_front();
+      if (c.in_flight) --c.in_flight;
+      if (c.endpoint) {
+        if (c.endpoint->outstanding) --c.endpoint->outstanding;
+        c.endpoint->wake_one();
+      }
+      if (r) {
+        r->done = true;
+        r->conn.reset();  // may drop the last reference to c only after we return (the reader holds one)
+        r->wake.cancel();
+      }
+      continue;
+    }
+    if (!res) {  // the end of this statement's results
+      c.fifo.pop_front();
+      continue;
+    }
+    Request* r = op.req;
+    const auto st = PQresultStatus(res);
+    if (r && !op.got) {
+      QueryOutcome& out = r->out;
+      if (st == PGRES_TUPLES_OK && op.kind == Op::Kind::query && out.error == QueryErrc::none) {
+        const int nf = PQnfields(res), nt = PQntuples(res);
+        if (static_cast<std::size_t>(nt) > r->max_rows) {
+          out.error = QueryErrc::too_many_rows;
+          out.message = "more than max_rows (" + std::to_string(r->max_rows) + ") rows";
+        } else {
+          out.rows.columns.clear();
+          for (int f = 0; f < nf; ++f) out.rows.columns.emplace_back(PQfname(res, f));
+          out.rows.rows.reserve(static_cast<std::size_t>(nt));
+          for (int t = 0; t < nt; ++t) {
+            Row row;
+            row.reserve(static_cast<std::size_t>(nf));
+            for (int f = 0; f < nf; ++f) {
+              if (PQgetisnull(res, t, f)) row.push_back(Value::null());
+              else row.push_back(decode(PQftype(res, f), std::string_view(PQgetvalue(res, t, f), static_cast<std::size_t>(PQgetlength(res, t, f)))));
+            }
+            out.rows.rows.push_back(std::move(row));
+          }
+        }
+      } else if (st == PGRES_COMMAND_OK && op.kind == Op::Kind::query) {
+        const char* n = PQcmdTuples(res);
+        out.rows.affected = n && *n ? static_cast<std::size_t>(std::strtoull(n, nullptr, 10)) : 0;
+      } else if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR) {
+        if (out.error == QueryErrc::none || out.error == QueryErrc::too_many_rows) {
+          out.error = QueryErrc::sql_error;
+          out.message = trimmed(PQresultErrorMessage(res));
+          const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+          out.sqlstate = state ? state : "";
+          // 57014: canceled by statement_timeout.
+          if (out.sqlstate == "57014") out.error = QueryErrc::timeout;
+        }
+      } else if (st == PGRES_PIPELINE_ABORTED) {
+        if (out.error == QueryErrc::none) {
+          out.error = QueryErrc::sql_error;
+          out.message = "aborted";
+        }
+      }
+    }
+    if (op.kind == Op::Kind::prepare && st != PGRES_COMMAND_OK) c.prepared.erase(op.stmt);
+    op.got = true;
+    PQclear(res);
+  }
+  if (c.fifo.empty() && PQstatus(c.pg) == CONNECTION_BAD) c.close(QueryErrc::connection_lost, "connection closed");
+}
+
+Endpoint* Databases::Impl::endpoint(const std::string& dsn, Role role, std::size_t shard, std::int64_t id,
+                                    const std::string& region) {
+  const std::string key = std::string(role == Role::primary ? "p|" : "r|") + dsn;
+  auto& slot = endpoints[key];
+  if (!slot) {
+    slot = std::make_unique<Endpoint>(ex, dsn);
+    // host:port for labels, from libpq's own parse (the loader checked the string).
+    char* err = nullptr;
+    std::string host, port = "5432";
+    if (PQconninfoOption* o = PQconninfoParse(dsn.c_str(), &err)) {
+      for (PQconninfoOption* i = o; i->keyword; ++i) {
+        if (!i->val || !*i->val) continue;
+        if (!std::strcmp(i->keyword, "host") || (!std::strcmp(i->keyword, "hostaddr") && host.empty())) host = i->val;
+        if (!std::strcmp(i->keyword, "port")) port = i->val;
+      }
+      PQconninfoFree(o);
+    }
+    PQfreemem(err);
+    slot->label = host + ":" + port;
+  }
+  Endpoint* ep = slot.get();
+  ep->role = role;
+  ep->shard = shard;
+  ep->shard_id = id;
+  ep->region = region;
+  ep->in_config = true;
+  return ep;
+}
+
+void Databases::Impl::send(PgConn& c, Request& r, const std::string& sql, const std::vector<std::string>& params) {
+  const std::uint64_t h = fnv1a(sql);
+  char name[24];
+  std::snprintf(name, sizeof name, "v%016llx", static_cast<unsigned long long>(h));
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const std::string& p : params) values.push_back(p.c_str());
+  const int n = static_cast<int>(params.size());
+  bool ok = true;
+  if (!c.prepared.count(h)) {
+    ok = PQsendPrepare(c.pg, name, sql.c_str(), n, nullptr) == 1;
+    if (ok) {
+      c.prepared.insert(h);
+      c.fifo.push_back({Op::Kind::prepare, &r, h});
+    }
+  }
+  ok = ok && PQsendQueryPrepared(c.pg, name, n, values.data(), nullptr, nullptr, 0) == 1;
+  if (ok) c.fifo.push_back({Op::Kind::query, &r});
+  ok = ok && PQpipelineSync(c.pg) == 1;
+  if (ok) c.fifo.push_back({Op::Kind::sync, &r});
+  ++c.in_flight;
+  if (c.endpoint) ++c.endpoint->outstanding;
+  if (!ok) {
+    c.close(QueryErrc::connection_lost, trimmed(PQerrorMessage(c.pg)));
+    return;
+  }
+}
+
+void Databases::Impl::flush(const std::shared_ptr<PgConn>& c) {
+  if (c->flushing || c->broken) return;
+  const int r = PQflush(c->pg);
+  if (r < 0) return c->close(QueryErrc::connection_lost, trimmed(PQerrorMessage(c->pg)));
+  if (r == 1) {
+    c->flushing = true;
+    asio::co_spawn(ex, flush_loop(c), asio::detached);
+  }
+}
+
+Awaitable<bool> Databases::Impl::connect(std::shared_ptr<PgConn> c) {
+  Endpoint& ep = *c->endpoint;
+  // Keywords from the configured string, with hostaddr resolved here (libpq would resolve with blocking DNS).
+  std::vector<std::string> keys, vals;
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(ep.dsn.c_str(), &err);
+  PQfreemem(err);
+  if (!opts) co_return false;
+  std::string host, port = "5432", options, hostaddr;
+  bool has_app = false;
+  for (PQconninfoOption* o = opts; o->keyword; ++o) {
+    if (!o->val) continue;
+    const std::string_view k = o->keyword;
+    if (k == "host") host = o->val;
+    else if (k == "port") port = o->val;
+    else if (k == "hostaddr") hostaddr = o->val;
+    else if (k == "options") options = o->val;
+    else {
+      if (k == "application_name") has_app = true;
+      keys.emplace_back(o->keyword);
+      vals.emplace_back(o->val);
+    }
+  }
+  PQconninfoFree(opts);
+  if (hostaddr.empty() && !host.empty() && host.front() != '/' && host.front() != '@') {
+    asio::ip::basic_resolver<asio::ip::tcp, core::Executor> resolver(ex);
+    auto [rec, results] = co_await resolver.async_resolve(host, port, token);
+    if (rec || results.empty()) co_return false;
+    hostaddr = results.begin()->endpoint().address().to_string();
+  }
+  if (!host.empty()) keys.emplace_back("host"), vals.push_back(host);
+  if (!hostaddr.empty()) keys.emplace_back("hostaddr"), vals.push_back(hostaddr);
+  keys.emplace_back("port"), vals.push_back(port);
+  if (!has_app) keys.emplace_back("application_name"), vals.emplace_back("virex-edge");
+  // Server-side statement_timeout, and the output formats the decoder expects (value.hpp).
+  options += " -c statement_timeout=" + std::to_string(cfg.pool.statement_timeout.count()) +
+             " -c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=iso_8601 -c extra_float_digits=1";
+  keys.emplace_back("options"), vals.push_back(options);
+  std::vector<const char*> k, v;
+  for (std::size_t i = 0; i < keys.size(); ++i) k.push_back(keys[i].c_str()), v.push_back(vals[i].c_str());
+  k.push_back(nullptr), v.push_back(nullptr);
+  c->pg = PQconnectStartParams(k.data(), v.data(), 0);
+  if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD) co_return false;
+  boost::system::error_code ec;
+  int fd = PQsocket(c->pg);
+  if (fd < 0) co_return false;
+  c->sock.assign(fd, ec);
+  if (ec) co_return false;
+  // The connect deadline cancels the waits below (the handler holds the connection, so it outlives it).
+  c->deadline.expires_after(cfg.pool.connect_timeout);
+  c->deadline.async_wait([weak = std::weak_ptr<PgConn>(c)](boost::system::error_code e) {
+    if (e) return;
+    if (auto self = weak.lock()) {
+      self->timed_out = true;
+      boost::system::error_code ignored;
+      self->sock.cancel(ignored);
+    }
+  });
+  PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
+  while (poll != PGRES_POLLING_OK) {
+    if (poll == PGRES_POLLING_FAILED || c->timed_out || c->broken) {
+      c->deadline.cancel();
+      co_return false;
+    }
+    auto [wec] = co_await c->sock.async_wait(poll == PGRES_POLLING_READING ? Descriptor::wait_read : Descriptor::wait_write, token);
+    if (wec || c->timed_out || c->broken) {
+      c->deadline.cancel();
+      co_return false;
+    }
+    poll = PQconnectPoll(c->pg);
+    // "Do not assume that the socket remains the same across PQconnectPoll calls" (libpq docs §34.1).
+    const int nfd = PQsocket(c->pg);
+    if (nfd != c->sock.native_handle()) {
+      c->sock.release();
+      if (nfd >= 0) c->sock.assign(nfd, ec);
+    }
+  }
+  c->deadline.cancel();
+  if (PQsetnonblocking(c->pg, 1) != 0 || PQenterPipelineMode(c->pg) != 1) co_return false;
+  c->ready = true;
+  co_return true;
+}
+
+Awaitable<std::shared_ptr<PgConn>> Databases::Impl::acquire(Endpoint& ep, std::chrono::steady_clock::time_point deadline,
+                                                            QueryErrc& err) {
+  auto self = shared_from_this();
+  for (;;) {
+    if (closed) {
+      err = QueryErrc::unavailable;
+      co_return nullptr;
+    }
+    std::shared_ptr<PgConn> best;
+    for (const auto& c : ep.conns)
+      if (c->ready && !c->broken && c->in_flight < cfg.pool.max_pipeline && (!best || c->in_flight < best->in_flight)) best = c;
+    const auto now = std::chrono::steady_clock::now();
+    const bool can_open = ep.conns.size() < max_conns() && !ep.backing_off(now);
+    if (best && (best->in_flight == 0 || !can_open)) co_return best;
+    if (can_open) {
+      auto c = std::make_shared<PgConn>(ex, &ep);
+      ep.conns.push_back(c);
+      ++ep.stats.opened_total;
+      const bool ok = co_await connect(c);
+      if (ok && !c->broken && c->endpoint) {
+        ep.failures = 0;
+        asio::co_spawn(ex, read_loop(c), asio::detached);
+        ep.wake_all();
+        co_return c;
+      }
+      const std::string why = c->pg ? trimmed(PQerrorMessage(c->pg)) : "cannot connect";
+      if (!c->broken) {
+        c->broken = true;
+        if (c->endpoint) ep.remove(c.get());
+      }
+      ++ep.failures;
+      ++ep.stats.connect_failures_total;
+      // Exponential backoff: 100 ms, 200 ms, … up to 5 s while the endpoint keeps refusing.
+      const auto backoff = std::min<std::chrono::steady_clock::duration>(
+          kMaxBackoff, kBaseBackoff * (1 << std::min(ep.failures - 1, 6u)));
+      ep.retry_at = std::chrono::steady_clock::now() + backoff;
+      spdlog::warn("shard {} {} {}: connect failed: {}", ep.shard_id, ep.role == Role::primary ? "primary" : "replica",
+                   ep.label, why);
+      if (best) co_return best;
+      err = QueryErrc::unavailable;
+      co_return nullptr;
+    }
+    if (best) co_return best;
+    if (ep.conns.empty()) {  // backing off and nothing open
+      err = QueryErrc::unavailable;
+      co_return nullptr;
+    }
+    if (ep.waiters.size() >= cfg.pool.max_waiting) {
+      err = QueryErrc::overloaded;
+      co_return nullptr;
+    }
+    if (now >= deadline) {
+      ++ep.stats.acquire_timeouts_total;
+      err = QueryErrc::pool_timeout;
+      co_return nullptr;
+    }
+    Timer t(ex);
+    t.expires_at(deadline);
+    ep.waiters.push_back(&t);
+    ++ep.stats.waiting;
+    auto [ec] = co_await t.async_wait(token);
+    --ep.stats.waiting;
+    ep.waiters.remove(&t);
+    if (!ec) {  // the deadline, not a wake-up
+      ++ep.stats.acquire_timeouts_total;
+      err = QueryErrc::pool_timeout;
+      co_return nullptr;
+    }
+  }
+}
+
+Awaitable<void> Databases::Impl::run(Endpoint& ep, std::string sql, std::vector<std::string> params,
+                                     std::size_t max_rows, QueryOutcome& out) {
+  auto self = shared_from_this();
+  const auto start = std::chrono::steady_clock::now();
+  out.role = ep.role;
+  out.endpoint = ep.label;
+  QueryErrc err = QueryErrc::none;
+  auto conn = co_await acquire(ep, start + cfg.pool.acquire_timeout, err);
+  unsigned depth = 0;
+  if (!conn) {
+    out.error = err;
+    out.message = std::string(to_string(err));
+  } else {
+    Request r(ex);
+    r.max_rows = max_rows;
+    r.conn = conn;
+    depth = conn->in_flight + 1;
+    send(*conn, r, sql, params);
+    if (!r.done) {
+      flush(conn);
+      r.wake.expires_at(std::chrono::steady_clock::now() + cfg.pool.statement_timeout + kClientSlack);
+      while (!r.done) {
+        auto [ec] = co_await r.wake.async_wait(token);
+        if (!ec && !r.done) {
+          // No answer in time: the connection is reset (its other requests fail too) and never reused.
+          conn->close(QueryErrc::timeout, "statement timeout (client side)");
+          break;
+        }
+      }
+    }
+    if (!r.done) {  // detach from any op still naming this frame
+      for (Op& op : conn->fifo)
+        if (op.req == &r) op.req = nullptr;
+    }
+    out.error = r.out.error;
+    out.message = std::move(r.out.message);
+    out.sqlstate = std::move(r.out.sqlstate);
+    out.rows = std::move(r.out.rows);
+  }
+  if (observer) {
+    observer(ep.shard_id, ep.role, out.error,
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), depth);
+  }
+}
+
+Endpoint* Databases::Impl::pick_replica(std::size_t shard) {
+  const auto now = std::chrono::steady_clock::now();
+  Endpoint* best = nullptr;
+  bool best_local = false;
+  const double max_lag = std::chrono::duration<double>(cfg.max_lag).count();
+  for (Endpoint* r : shards[shard].replicas) {
+    if (r->backing_off(now) || r->lag < 0 || r->lag > max_lag) continue;
+    const bool local = r->region == local_region;
+    if (!best || (local && !best_local) || (local == best_local && r->outstanding < best->outstanding)) {
+      best = r;
+      best_local = local;
+    }
+  }
+  return best;
+}
+
+namespace {
+Awaitable<void> lag_loop(std::shared_ptr<Databases::Impl> impl) {
+  while (!impl->closed) {
+    std::vector<Endpoint*> replicas;
+    for (auto& [key, ep] : impl->endpoints)
+      if (ep->role == Role::replica && ep->in_config) replicas.push_back(ep.get());
+    for (Endpoint* ep : replicas) {
+      if (impl->closed) break;
+      if (ep->backing_off(std::chrono::steady_clock::now())) {
+        ep->lag = -1;
+        continue;
+      }
+      QueryOutcome out;
+      co_await impl->run(*ep, kLagSql, {}, 1, out);
+      if (out.error == QueryErrc::none && out.rows.rows.size() == 1 && out.rows.rows[0].size() == 1) {
+        const Value& v = out.rows.rows[0][0];
+        ep->lag = v.kind == Value::Kind::real ? v.d : v.kind == Value::Kind::integer ? static_cast<double>(v.i) : -1;
+        // A "replica" that is not in recovery (promoted, or misconfigured) is not used for reads.
+      } else {
+        ep->lag = -1;
+      }
+    }
+    if (impl->closed) break;
+    impl->lag_timer.expires_after(impl->cfg.lag_interval);
+    auto [ec] = co_await impl->lag_timer.async_wait(token);
+    if (ec && impl->closed) break;
+  }
+  impl->lag_loop_running = false;
+}
+}  // namespace
+
+void Databases::Impl::start_lag_loop() {
+  if (lag_loop_running || closed) return;
+  bool any = false;
+  for (const auto& s : shards) any = any || !s.replicas.empty();
+  if (!any) return;
+  lag_loop_running = true;
+  asio::co_spawn(ex, lag_loop(shared_from_this()), asio::detached);
+}
+
+Databases::Databases(core::Executor ex, unsigned workers, std::string local_region)
+    : impl_(std::make_shared<Impl>(ex, workers, std::move(local_region))) {}
+
+Databases::~Databases() { close(); }
+
+void Databases::configure(const config::Databases& cfg) {
+  Impl& d = *impl_;
+  d.cfg = cfg;
+  for (auto& [key, ep] : d.endpoints) ep->in_config = false;
+  d.shards.assign(cfg.shards.size(), {});
+  for (std::size_t i = 0; i < cfg.shards.size(); ++i) {
+    const config::ShardConfig& s = cfg.shards[i];
+    d.shards[i].primary = d.endpoint(s.primary, Role::primary, i, s.id, s.region);
+    for (const config::ReplicaConfig& r : s.replicas)
+      d.shards[i].replicas.push_back(d.endpoint(r.dsn, Role::replica, i, s.id, r.region));
+  }
+  // Endpoints that left the map: close their connections (requests in flight on them fail).
+  for (auto it = d.endpoints.begin(); it != d.endpoints.end();) {
+    if (it->second->in_config) {
+      ++it;
+      continue;
+    }
+    auto conns = it->second->conns;
+    for (auto& c : conns) {
+      c->endpoint = nullptr;
+      c->close(QueryErrc::unavailable, "endpoint removed from the shard map");
+    }
+    it->second->wake_all();
+    if (it->second->stats.waiting == 0) it = d.endpoints.erase(it);
+    else ++it;
+  }
+  d.start_lag_loop();
+}
+
+Awaitable<QueryOutcome> Databases::query(std::size_t shard, bool read, std::string sql, std::vector<std::string> params,
+                                         std::size_t max_rows) {
+  auto impl = impl_;  // this coroutine keeps the state alive
+  QueryOutcome out;
+  if (impl->closed || shard >= impl->shards.size()) {
+    out.error = QueryErrc::unavailable;
+    out.message = "no such shard";
+    co_return out;
+  }
+  if (read) {
+    if (Endpoint* r = impl->pick_replica(shard)) {
+      co_await impl->run(*r, sql, params, max_rows, out);
+      // A replica that failed before answering (down, connection lost, pool exhausted): the read is idempotent,
+      // so the primary answers it instead of the client seeing the failure.
+      const bool replica_failed = out.error == QueryErrc::unavailable || out.error == QueryErrc::connection_lost ||
+                                  out.error == QueryErrc::pool_timeout || out.error == QueryErrc::overloaded ||
+                                  (out.error == QueryErrc::sql_error && out.sqlstate.starts_with("57"));
+      if (!replica_failed) co_return out;
+      if (out.error == QueryErrc::unavailable || out.error == QueryErrc::connection_lost) r->lag = -1;
+      out = QueryOutcome{};
+      out.retried_on_primary = true;
+    }
+  }
+  co_await impl->run(*impl->shards[shard].primary, std::move(sql), std::move(params), max_rows, out);
+  co_return out;
+}
+
+namespace {
+struct FanState {
+  explicit FanState(core::Executor ex, std::size_t n) : outs(n), pending(n), done(ex) {}
+  std::vector<QueryOutcome> outs;
+  std::size_t pending;
+  Timer done;
+};
+
+Awaitable<void> fan_one(std::shared_ptr<FanState> st, std::shared_ptr<Databases::Impl> keep, Databases* db,
+                        std::size_t shard, bool read, std::string sql, std::vector<std::string> params, std::size_t max_rows) {
+  st->outs[shard] = co_await db->query(shard, read, std::move(sql), std::move(params), max_rows);
+  if (--st->pending == 0) st->done.cancel();
+}
+}  // namespace
+
+std::size_t Databases::shard_count() const noexcept { return impl_->shards.size(); }
+
+Awaitable<std::vector<QueryOutcome>> Databases::query_all(bool read, std::string sql, std::vector<std::string> params,
+                                                          std::size_t max_rows) {
+  auto impl = impl_;
+  const std::size_t n = impl->shards.size();
+  auto st = std::make_shared<FanState>(impl->ex, n);
+  for (std::size_t i = 0; i < n; ++i)
+    asio::co_spawn(impl->ex, fan_one(st, impl, this, i, read, sql, params, max_rows), asio::detached);
+  // Each shard's query ends within acquire_timeout + statement_timeout (+ slack, and a primary retry for reads);
+  // this bound only guards against a bug.
+  const auto bound = 2 * (impl->cfg.pool.acquire_timeout + impl->cfg.pool.statement_timeout + impl->cfg.pool.connect_timeout) +
+                     std::chrono::seconds(2);
+  st->done.expires_after(bound);
+  while (st->pending > 0) {
+    auto [ec] = co_await st->done.async_wait(token);
+    if (!ec) break;
+  }
+  for (QueryOutcome& o : st->outs) {
+    if (st->pending > 0 && o.error == QueryErrc::none && o.rows.columns.empty()) {
+      o.error = QueryErrc::timeout;
+      o.message = "no answer";
+    }
+  }
+  if (st->pending > 0) co_return st->outs;  // (a copy: the stragglers still write into theirs)
+  co_return std::move(st->outs);
+}
+
+void Databases::close() {
+  Impl& d = *impl_;
+  if (d.closed) return;
+  d.closed = true;
+  d.lag_timer.cancel();
+  for (auto& [key, ep] : d.endpoints) {
+    auto conns = ep->conns;
+    for (auto& c : conns) {
+      c->close(QueryErrc::unavailable, "shutting down");
+      c->endpoint = nullptr;
+    }
+    ep->wake_all();
+  }
+}
+
+void Databases::set_observer(QueryObserver o) { impl_->observer = std::move(o); }
+
+std::vector<EndpointStats> Databases::stats() const {
+  std::vector<EndpointStats> out;
+  for (const auto& [key, ep] : impl_->endpoints) {
+    if (!ep->in_config) continue;
+    EndpointStats s = ep->stats;
+    s.shard = ep->shard;
+    s.shard_id = ep->shard_id;
+    s.role = ep->role;
+    s.label = ep->label;
+    s.open = 0;
+    s.in_use = 0;
+    for (const auto& c : ep->conns) {
+      if (!c->ready) continue;
+      ++s.open;
+      if (c->in_flight) ++s.in_use;
+    }
+    s.lag_seconds = ep->role == Role::replica ? ep->lag : 0;
+    s.healthy = !ep->backing_off(std::chrono::steady_clock::now());
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::int64_t Databases::version() const noexcept { return impl_->cfg.version; }
+
+}  // namespace virex::shard

@@ -1,0 +1,341 @@
+"""Shard router against real PostgreSQL 15 (pgcluster.py: three primaries, a streaming replica of shard 0):
+single-shard routing lands on the shard that holds the customer (checked with per-shard data and the server's
+port), parameters are typed and bound (400 naming the parameter, never spliced), a customer outside the map is 404,
+writes go to the primary and answer 201 with RETURNING rows, types survive into JSON."""
+import json
+import unittest
+
+from harness import DaemonTestCase, basic_config, http_request
+from pgcluster import PgCluster
+
+CLUSTER = None
+
+
+def setUpModule():
+    global CLUSTER
+    CLUSTER = PgCluster(shards=3, replica_of=0, per_shard=1000, customers=12)
+    CLUSTER.start()
+
+
+def tearDownModule():
+    if CLUSTER:
+        CLUSTER.stop()
+
+
+ROUTES = """  - name: orders
+    match: {path: "/v1/customers/{customer_id}/orders", method: GET}
+    query:
+      sql: "SELECT id, customer_id, total_cents, amount, status, paid, created_at FROM orders WHERE customer_id = $1 ORDER BY id"
+      params: ["customer_id:int64"]
+      shard_by: customer_id
+  - name: where
+    match: {path: "/v1/customers/{customer_id}/where", method: GET}
+    query:
+      sql: "SELECT inet_server_port() AS port, pg_is_in_recovery() AS replica, $1::bigint AS customer"
+      params: ["customer_id:int64"]
+      shard_by: customer_id
+      read_only: false
+  - name: new_order
+    match: {path: "/v1/customers/{customer_id}/orders", method: POST}
+    query:
+      sql: "INSERT INTO orders (customer_id, total_cents, amount, paid, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id, customer_id, total_cents, amount, paid, created_at"
+      params: ["customer_id:int64", "body.total_cents:int64", "body.amount:numeric", "body.paid:bool", "body.at:timestamp"]
+      shard_by: customer_id
+  - name: echo
+    match: {path: "/v1/echo/{customer_id}", method: GET}
+    query:
+      sql: "SELECT $2::text AS name, $3::bool AS flag, $4::timestamptz AS at, $5::numeric AS amount, $1::bigint AS customer"
+      params: ["customer_id:int64", "name:text", "flag:bool", "at:timestamp", "amount:numeric"]
+      shard_by: customer_id
+"""
+
+
+def config(cluster, routes=ROUTES, pool="{max_per_endpoint: 4, acquire_timeout: 2s, statement_timeout: 5s}", **kw):
+    # $1… in SQL are not harness placeholders ($PUBLIC, $ADMIN): escape them for string.Template.
+    return basic_config(routes.replace("$", "$$"), **kw) + cluster.databases_yaml(pool=pool) + "  lag_interval: 200ms\n"
+
+
+def get_json(port, target, method="GET", body=None, headers=None):
+    hdrs = list(headers or [])
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode() if not isinstance(body, (bytes, str)) else body
+        hdrs.append(("Content-Type", "application/json"))
+    r = http_request(port, method, target, headers=hdrs, body=data)
+    try:
+        doc = json.loads(r.body) if r.body else None
+    except ValueError:
+        doc = None
+    return r, doc
+
+
+class ShardRoutingTest(DaemonTestCase):
+    def test_single_shard_reads_land_on_the_owning_shard(self):
+        d = self.daemon(config(CLUSTER))
+        for cid in (1, 7, 1001, 1005, 2001, 2012):
+            r, doc = get_json(d.public, f"/v1/customers/{cid}/orders")
+            self.assertEqual(r.status, 200, r.describe())
+            self.assertEqual(r.header("Content-Type"), "application/json")
+            shard = CLUSTER.shard_of(cid)
+            want = CLUSTER.primaries[shard].query(
+                "SELECT id, total_cents FROM orders WHERE customer_id = %s ORDER BY id", (cid,))
+            self.assertEqual([(row["id"], row["total_cents"]) for row in doc["rows"]], want)
+            self.assertTrue(all(row["customer_id"] == cid for row in doc["rows"]))
+        # The server that answered: the shard's primary (a non-read route) for every range.
+        for cid in (3, 1500, 2999):
+            r, doc = get_json(d.public, f"/v1/customers/{cid}/where")
+            self.assertEqual(r.status, 201, r.describe())   # not read_only: a write's status
+            row = doc["rows"][0]
+            self.assertEqual(row["port"], CLUSTER.primaries[CLUSTER.shard_of(cid)].port)
+            self.assertEqual((row["replica"], row["customer"]), (False, cid))
+
+    def test_types_are_kept_in_json(self):
+        d = self.daemon(config(CLUSTER))
+        r, doc = get_json(d.public, "/v1/customers/1001/orders")
+        self.assertEqual(r.status, 200, r.describe())
+        row = doc["rows"][0]
+        ref = CLUSTER.primaries[1].query(
+            "SELECT id, total_cents, amount::text, status, paid, to_char(created_at AT TIME ZONE 'UTC', "
+            "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM orders WHERE customer_id = 1001 ORDER BY id LIMIT 1")[0]
+        self.assertIsInstance(row["id"], int)
+        self.assertIsInstance(row["total_cents"], int)
+        self.assertIsInstance(row["amount"], float)      # numeric → a JSON number
+        self.assertIn(b'"amount":' + ref[2].encode(), r.body)  # written exactly as PostgreSQL has it
+        self.assertIsInstance(row["paid"], bool)
+        self.assertEqual((row["id"], row["total_cents"], row["status"], row["paid"], row["created_at"]),
+                         (ref[0], ref[1], ref[3], ref[4], ref[5]))
+        r, doc = get_json(d.public, "/v1/echo/5?name=O%27Brien%3B%20DROP%20TABLE%20orders&flag=TRUE"
+                                    "&at=2025-03-04T05:06:07.5%2B02:00&amount=-12.50")
+        self.assertEqual(r.status, 200, r.describe())
+        self.assertEqual(doc["rows"], [{"name": "O'Brien; DROP TABLE orders", "flag": True,
+                                        "at": "2025-03-04T03:06:07.5Z", "amount": -12.50, "customer": 5}])
+        self.assertIn(b'"amount":-12.50', r.body)
+        self.assertGreater(CLUSTER.primaries[0].query("SELECT count(*) FROM orders")[0][0], 0, "nothing was spliced")
+
+    def test_bad_parameters_are_400_naming_them(self):
+        d = self.daemon(config(CLUSTER))
+        cases = [
+            ("/v1/customers/abc/orders", "customer_id"),
+            ("/v1/customers/99999999999999999999/orders", "customer_id"),
+            ("/v1/echo/5?name=x&flag=maybe&at=2025-01-01&amount=1", "flag"),
+            ("/v1/echo/5?name=x&flag=true&at=yesterday&amount=1", "at"),
+            ("/v1/echo/5?name=x&flag=true&at=2025-01-01&amount=1e", "amount"),
+            ("/v1/echo/5?flag=true&at=2025-01-01&amount=1", "name"),
+            ("/v1/echo/5?name=%ff&flag=true&at=2025-01-01&amount=1", "name"),
+        ]
+        for target, name in cases:
+            r, doc = get_json(d.public, target)
+            self.assertEqual(r.status, 400, f"{target}: {r.describe()}")
+            self.assertEqual(doc["error"], "bad_parameter", target)
+            self.assertEqual(doc["parameter"], name, target)
+        r, doc = get_json(d.public, "/v1/customers/5/orders", method="POST", body={"total_cents": "x"})
+        self.assertEqual((r.status, doc["parameter"]), (400, "body.total_cents"), r.describe())
+        r, doc = get_json(d.public, "/v1/customers/5/orders", method="POST", body={"amount": 1})
+        self.assertEqual((r.status, doc["parameter"]), (400, "body.total_cents"), r.describe())
+        r, doc = get_json(d.public, "/v1/customers/5/orders", method="POST", body=b"{not json")
+        self.assertEqual((r.status, doc["error"]), (400, "bad_body"), r.describe())
+        # The connection and the server stay fine.
+        r, _ = get_json(d.public, "/v1/customers/5/orders")
+        self.assertEqual(r.status, 200)
+
+    def test_customer_outside_the_map_is_404(self):
+        d = self.daemon(config(CLUSTER))
+        for cid in (0, 3001, 10**15):
+            r, doc = get_json(d.public, f"/v1/customers/{cid}/orders")
+            self.assertEqual(r.status, 404, r.describe())
+            self.assertEqual(doc["error"], "not_found")
+
+    def test_write_goes_to_the_owning_primary_and_answers_201(self):
+        d = self.daemon(config(CLUSTER))
+        body = {"total_cents": 4242, "amount": "42.42", "paid": True, "at": "2025-06-01T12:00:00Z"}
+        r, doc = get_json(d.public, "/v1/customers/2003/orders", method="POST", body=body)
+        self.assertEqual(r.status, 201, r.describe())
+        row = doc["rows"][0]
+        self.assertEqual((row["customer_id"], row["total_cents"], row["paid"], row["created_at"]),
+                         (2003, 4242, True, "2025-06-01T12:00:00Z"))
+        self.assertIn(b'"amount":42.42', r.body)
+        got = CLUSTER.primaries[2].query("SELECT customer_id, total_cents FROM orders WHERE id = %s", (row["id"],))
+        self.assertEqual(got, [(2003, 4242)])
+        for other in (0, 1):
+            self.assertEqual(CLUSTER.primaries[other].query("SELECT count(*) FROM orders WHERE id = %s",
+                                                            (row["id"],))[0][0], 0)
+        # A constraint violation is the client's conflict, not a server error; the connection stays usable.
+        r, doc = get_json(d.public, "/v1/customers/2999/orders", method="POST", body=body)
+        self.assertEqual(r.status, 409, r.describe())
+        r, doc = get_json(d.public, "/v1/customers/2003/orders")
+        self.assertEqual(r.status, 200)
+        self.assertIn(4242, [x["total_cents"] for x in doc["rows"]])
+
+
+FANOUT_ROUTES = """  - name: all
+    match: {path: /v1/orders/all, method: GET}
+    query:
+      sql: "SELECT id, customer_id, total_cents, created_at FROM orders"
+      fan_out: {merge: concat}
+  - name: top
+    match: {path: /v1/orders/top, method: GET}
+    query:
+      sql: "SELECT id, customer_id, total_cents FROM orders ORDER BY total_cents DESC, id LIMIT $1"
+      params: ["fan_out.fetch:int64"]
+      fan_out: {merge: sorted, order_by: "total_cents desc, id", limit: 5, offset: offset}
+  - name: recent
+    match: {path: /v1/orders/recent, method: GET}
+    query:
+      sql: "SELECT id, customer_id, created_at FROM orders WHERE created_at >= $1 ORDER BY created_at DESC LIMIT 7"
+      params: ["since:timestamp"]
+      fan_out: {merge: sorted, order_by: "created_at desc", limit: 7}
+  - name: stats
+    match: {path: /v1/orders/stats, method: GET}
+    query:
+      sql: "SELECT count(*) AS n, sum(total_cents) AS revenue, min(total_cents) AS lo, max(total_cents) AS hi, sum(amount) AS amount FROM orders WHERE paid = $1"
+      params: ["paid:bool"]
+      fan_out: {merge: aggregate, aggregates: {n: count, revenue: sum, lo: min, hi: max, amount: sum, mean: {avg: [revenue, n]}}}
+  - name: by_status
+    match: {path: /v1/orders/by-status, method: GET}
+    query:
+      sql: "SELECT o.status, c.region, count(*) AS n, sum(o.total_cents) AS revenue, max(o.created_at) AS last FROM orders o JOIN customers c ON c.id = o.customer_id GROUP BY o.status, c.region"
+      fan_out: {merge: aggregate, aggregates: {n: count, revenue: sum, last: max, mean: {avg: [revenue, n]}}, group_by: [status, region]}
+  - name: capped
+    match: {path: /v1/orders/capped, method: GET}
+    query:
+      sql: "SELECT id FROM orders"
+      max_rows: 20
+  - name: partial
+    match: {path: /v1/orders/partial, method: GET}
+    query:
+      sql: "SELECT id, customer_id FROM orders ORDER BY id LIMIT 3"
+      fan_out: {merge: sorted, order_by: id, limit: 100, partial: true}
+  - name: strict
+    match: {path: /v1/orders/strict, method: GET}
+    query:
+      sql: "SELECT id, customer_id FROM orders ORDER BY id LIMIT 3"
+      fan_out: {merge: sorted, order_by: id, limit: 100}
+""" + ROUTES
+
+
+class FanOutTest(DaemonTestCase):
+    def setUp(self):
+        CLUSTER.sync_reference()
+
+    def test_concat_is_every_shards_rows(self):
+        d = self.daemon(config(CLUSTER, FANOUT_ROUTES))
+        r, doc = get_json(d.public, "/v1/orders/all")
+        self.assertEqual(r.status, 200, r.describe())
+        got = sorted((x["id"], x["customer_id"], x["total_cents"]) for x in doc["rows"])
+        self.assertEqual(got, sorted(CLUSTER.reference("SELECT id, customer_id, total_cents FROM orders")))
+        self.assertEqual({CLUSTER.shard_of(x["customer_id"]) for x in doc["rows"]}, {0, 1, 2})
+
+    def test_sorted_with_limit_and_offset_matches_one_database(self):
+        d = self.daemon(config(CLUSTER, FANOUT_ROUTES))
+        for offset in (None, 0, 3, 11, 500):
+            target = "/v1/orders/top" + (f"?offset={offset}" if offset is not None else "")
+            r, doc = get_json(d.public, target)
+            self.assertEqual(r.status, 200, r.describe())
+            want = CLUSTER.reference("SELECT id, customer_id, total_cents FROM orders ORDER BY total_cents DESC, id "
+                                     "LIMIT 5 OFFSET %s", (offset or 0,))
+            self.assertEqual([(x["id"], x["customer_id"], x["total_cents"]) for x in doc["rows"]], want, target)
+        r, doc = get_json(d.public, "/v1/orders/recent?since=2025-02-01T00:00:00Z")
+        self.assertEqual(r.status, 200, r.describe())
+        want = CLUSTER.reference("SELECT id FROM orders WHERE created_at >= '2025-02-01T00:00:00Z' "
+                                 "ORDER BY created_at DESC LIMIT 7")
+        self.assertEqual([x["id"] for x in doc["rows"]], [w[0] for w in want])
+        r, doc = get_json(d.public, "/v1/orders/top?offset=-1")
+        self.assertEqual((r.status, doc["parameter"]), (400, "offset"))
+        r, doc = get_json(d.public, "/v1/orders/top?offset=x")
+        self.assertEqual((r.status, doc["parameter"]), (400, "offset"))
+
+    def test_aggregates_match_one_database(self):
+        d = self.daemon(config(CLUSTER, FANOUT_ROUTES))
+        for paid in ("true", "false"):
+            r, doc = get_json(d.public, f"/v1/orders/stats?paid={paid}")
+            self.assertEqual(r.status, 200, r.describe())
+            want = CLUSTER.reference("SELECT count(*), sum(total_cents), min(total_cents), max(total_cents), "
+                                     "sum(amount)::text, avg(total_cents)::float8 FROM orders WHERE paid = %s", (paid == "true",))[0]
+            row = doc["rows"][0]
+            self.assertEqual((row["n"], row["revenue"], row["lo"], row["hi"]), tuple(want[:4]))
+            self.assertIn(f'"amount":{want[4]}'.encode(), r.body)   # numeric sums exactly
+            self.assertAlmostEqual(row["mean"], want[5], places=6)
+        r, doc = get_json(d.public, "/v1/orders/by-status")
+        self.assertEqual(r.status, 200, r.describe())
+        want = CLUSTER.reference(
+            "SELECT o.status, c.region, count(*), sum(o.total_cents), avg(o.total_cents)::float8, "
+            "to_char(max(o.created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+            "FROM orders o JOIN customers c ON c.id = o.customer_id GROUP BY 1, 2 ORDER BY 1, 2")
+        got = [(x["status"], x["region"], x["n"], x["revenue"], x["mean"], x["last"]) for x in doc["rows"]]
+        self.assertEqual(len(got), len(want))
+        for g, w in zip(got, want):
+            self.assertEqual(g[:4] + g[5:], tuple(w[:4]) + (w[5],))
+            self.assertAlmostEqual(g[4], w[4], places=6)
+        self.assertEqual([x["status"] for x in doc["rows"]], sorted(x["status"] for x in doc["rows"]))
+
+    def test_row_cap(self):
+        d = self.daemon(config(CLUSTER, FANOUT_ROUTES))
+        r, doc = get_json(d.public, "/v1/orders/capped")
+        self.assertEqual(r.status, 500, r.describe())
+        self.assertIn("max_rows", doc["detail"])
+
+
+CACHED_ROUTES = """  - name: cached_orders
+    match: {path: "/v1/customers/{customer_id}/orders", method: GET}
+    query:
+      sql: "SELECT id, total_cents FROM orders WHERE customer_id = $1 ORDER BY id"
+      params: ["customer_id:int64"]
+      shard_by: customer_id
+    cache: {edge_ttl: 60s, tags: ["customer:{customer_id}"]}
+  - name: cached_count
+    match: {path: "/v1/customers/{customer_id}/count", method: GET}
+    query:
+      sql: "SELECT count(*) AS n FROM orders WHERE customer_id = $1"
+      params: ["customer_id:int64"]
+      shard_by: customer_id
+    cache: {edge_ttl: 60s}
+  - name: add_order
+    match: {path: "/v1/customers/{customer_id}/orders", method: POST}
+    query:
+      sql: "INSERT INTO orders (customer_id, total_cents) VALUES ($1, $2) RETURNING id"
+      params: ["customer_id:int64", "body.total_cents:int64"]
+      shard_by: customer_id
+    invalidate: ["tag:customer:{customer_id}", "path:/v1/customers/{customer_id}/count"]
+  - name: add_order_quietly
+    match: {path: "/v1/customers/{customer_id}/quiet", method: POST}
+    query:
+      sql: "INSERT INTO orders (customer_id, total_cents) VALUES ($1, $2) RETURNING id"
+      params: ["customer_id:int64", "body.total_cents:int64"]
+      shard_by: customer_id
+"""
+
+
+class CacheTest(DaemonTestCase):
+    def test_a_write_purges_what_it_names_and_the_next_get_shows_it(self):
+        d = self.daemon(config(CLUSTER, CACHED_ROUTES) + "cache: {edge: {max_bytes: 16MiB}}\n")
+        cid = 1007
+        first, doc1 = get_json(d.public, f"/v1/customers/{cid}/orders")
+        self.assertEqual(first.status, 200, first.describe())
+        self.assertIn("stored", first.header("Cache-Status", ""))
+        hit, doc2 = get_json(d.public, f"/v1/customers/{cid}/orders")
+        self.assertRegex(hit.header("Cache-Status", ""), r"^virex-edge; hit", hit.describe())
+        self.assertEqual(doc1, doc2)
+        n1 = get_json(d.public, f"/v1/customers/{cid}/count")[1]["rows"][0]["n"]
+        # A write that names nothing: the cached answers stay (they really come from the cache).
+        r, _ = get_json(d.public, f"/v1/customers/{cid}/quiet", method="POST", body={"total_cents": 11})
+        self.assertEqual(r.status, 201, r.describe())
+        self.assertEqual(get_json(d.public, f"/v1/customers/{cid}/orders")[1], doc1)
+        self.assertEqual(get_json(d.public, f"/v1/customers/{cid}/count")[1]["rows"][0]["n"], n1)
+        # A write with invalidate: the tag and the path are purged after commit.
+        r, created = get_json(d.public, f"/v1/customers/{cid}/orders", method="POST", body={"total_cents": 777})
+        self.assertEqual(r.status, 201, r.describe())
+        after, doc3 = get_json(d.public, f"/v1/customers/{cid}/orders")
+        self.assertEqual(after.status, 200)
+        self.assertNotRegex(after.header("Cache-Status", ""), r"^virex-edge; hit")
+        self.assertIn(created["rows"][0]["id"], [x["id"] for x in doc3["rows"]])
+        self.assertEqual(len(doc3["rows"]), len(doc1["rows"]) + 2)
+        self.assertEqual(get_json(d.public, f"/v1/customers/{cid}/count")[1]["rows"][0]["n"], n1 + 2)
+        # Another customer's cached entry is untouched.
+        get_json(d.public, "/v1/customers/1008/orders")
+        r, _ = get_json(d.public, f"/v1/customers/{cid}/orders", method="POST", body={"total_cents": 1})
+        self.assertRegex(get_json(d.public, "/v1/customers/1008/orders")[0].header("Cache-Status", ""),
+                         r"^virex-edge; hit")
+
+
+if __name__ == "__main__":
+    unittest.main()

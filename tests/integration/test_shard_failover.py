@@ -1,0 +1,182 @@
+"""Shard router against failing and lagging PostgreSQL servers (pgcluster.py; these tests stop and restart
+servers, so they have a cluster of their own): reads go to the replica once its lag is measured, move to the
+primary with no failed request when the replica stops and back when it returns; a replica whose replay is paused
+past max_lag is skipped; a stopped primary fails its shard's writes with 503 while the other shards keep working,
+fan-out fails (or answers `partial` naming the shard); the pool never opens more than max_per_endpoint
+connections (pg_stat_activity) and answers 503 when acquire_timeout passes."""
+import threading
+import unittest
+
+from harness import DaemonTestCase, LoadLoop, basic_config, fetch_metrics, metric_sum, wait_until
+from pgcluster import PgCluster
+from test_shard import get_json
+
+CLUSTER = None
+
+
+def setUpModule():
+    global CLUSTER
+    CLUSTER = PgCluster(shards=3, replica_of=0, per_shard=1000, customers=6)
+    CLUSTER.start()
+
+
+def tearDownModule():
+    if CLUSTER:
+        CLUSTER.stop()
+
+
+ROUTES = """  - name: where
+    match: {path: "/v1/customers/{customer_id}/where", method: GET}
+    query:
+      sql: "SELECT inet_server_port() AS port, pg_is_in_recovery() AS replica FROM customers WHERE id = $1"
+      params: ["customer_id:int64"]
+      shard_by: customer_id
+  - name: new_order
+    match: {path: "/v1/customers/{customer_id}/orders", method: POST}
+    query:
+      sql: "INSERT INTO orders (customer_id, total_cents) VALUES ($1, $2) RETURNING id"
+      params: ["customer_id:int64", "body.total_cents:int64"]
+      shard_by: customer_id
+  - name: partial
+    match: {path: /v1/orders/partial, method: GET}
+    query:
+      sql: "SELECT id, customer_id FROM orders ORDER BY id LIMIT 3"
+      fan_out: {merge: sorted, order_by: id, limit: 100, partial: true}
+  - name: strict
+    match: {path: /v1/orders/strict, method: GET}
+    query:
+      sql: "SELECT id, customer_id FROM orders ORDER BY id LIMIT 3"
+      fan_out: {merge: sorted, order_by: id, limit: 100}
+  - name: slow
+    match: {path: "/v1/customers/{customer_id}/slow", method: GET}
+    query:
+      sql: "SELECT pg_sleep(0.2)::text AS slept, $1::bigint AS c"
+      params: ["customer_id:int64"]
+      shard_by: customer_id
+"""
+
+
+def config(pool="{max_per_endpoint: 4, acquire_timeout: 2s, statement_timeout: 5s, connect_timeout: 1s}",
+           workers=2):
+    return (basic_config(ROUTES.replace("$", "$$"), workers=workers) + CLUSTER.databases_yaml(pool=pool)
+            + "  lag_interval: 100ms\n  max_lag: 1s\n")
+
+
+def where(d, cid):
+    r, doc = get_json(d.public, f"/v1/customers/{cid}/where")
+    assert r.status == 200, r.describe()
+    return doc["rows"][0]
+
+
+class ReplicaTest(DaemonTestCase):
+    def setUp(self):
+        self.primary = CLUSTER.primaries[0]
+        self.replica = CLUSTER.replica
+        if not self.replica.running:
+            self.replica.restart()
+
+    def test_reads_use_the_replica_and_survive_its_stop(self):
+        d = self.daemon(config())
+        # Once its lag is measured, shard 0's reads go to the replica; shard 1 has none and reads its primary.
+        wait_until(lambda: where(d, 2)["port"] == self.replica.port, what="reads on the replica")
+        self.assertTrue(where(d, 2)["replica"])
+        self.assertEqual(where(d, 1002)["port"], CLUSTER.primaries[1].port)
+        load = LoadLoop(d.public, "/v1/customers/3/where", conns=4).start(min_requests=20)
+        try:
+            self.replica.stop("fast")
+            n = len(load.records)
+            wait_until(lambda: len(load.records) > n + 100, timeout=20, what="reads while the replica is down")
+        finally:
+            records = load.stop()
+        failed = [r for r in records if r["status"] != 200]
+        self.assertEqual(failed, [], "no read failed while the replica stopped")
+        self.assertEqual(where(d, 3)["port"], self.primary.port)
+        # Back once it returns (reconnect after backoff, lag measured again).
+        self.replica.restart()
+        wait_until(lambda: where(d, 3)["port"] == self.replica.port, timeout=20, what="reads back on the replica")
+
+    def test_a_lagging_replica_is_skipped(self):
+        d = self.daemon(config())
+        wait_until(lambda: where(d, 2)["port"] == self.replica.port, what="reads on the replica")
+        self.replica.query("SELECT pg_wal_replay_pause()")
+        try:
+            # Writes the replica receives but does not replay: its lag grows past max_lag (1s).
+            def lagging():
+                self.primary.query("INSERT INTO orders (customer_id, total_cents) VALUES (2, 1)")
+                return where(d, 2)["port"] == self.primary.port
+            wait_until(lagging, timeout=15, interval=0.2, what="reads moved off the lagging replica")
+            m = fetch_metrics(d.admin)
+            self.assertGreater(metric_sum(m, "virex_shard_replica_lag_milliseconds", shard="0"), 1000)
+        finally:
+            self.replica.query("SELECT pg_wal_replay_resume()")
+        wait_until(lambda: where(d, 2)["port"] == self.replica.port, timeout=15, what="replica used again")
+
+
+class PrimaryDownTest(DaemonTestCase):
+    def test_a_stopped_primary_fails_only_its_shards_writes(self):
+        d = self.daemon(config())
+        r, _ = get_json(d.public, "/v1/customers/2001/orders", method="POST", body={"total_cents": 1})
+        self.assertEqual(r.status, 201, r.describe())
+        primary = CLUSTER.primaries[2]
+        primary.stop("fast")
+        try:
+            for _ in range(3):
+                r, doc = get_json(d.public, "/v1/customers/2002/orders", method="POST", body={"total_cents": 1})
+                self.assertEqual(r.status, 503, r.describe())
+            for cid in (1, 1001):
+                r, doc = get_json(d.public, f"/v1/customers/{cid}/orders", method="POST", body={"total_cents": 2})
+                self.assertEqual(r.status, 201, r.describe())
+            r, doc = get_json(d.public, "/v1/orders/strict")
+            self.assertEqual(r.status, 503, r.describe())
+            self.assertEqual(r.header("Virex-Missing-Shards"), "2")
+            r, doc = get_json(d.public, "/v1/orders/partial")
+            self.assertEqual(r.status, 200, r.describe())
+            self.assertEqual(r.header("Virex-Missing-Shards"), "2")
+            self.assertEqual({CLUSTER.shard_of(x["customer_id"]) for x in doc["rows"]}, {0, 1})
+        finally:
+            primary.restart()
+        wait_until(lambda: get_json(d.public, "/v1/customers/2002/orders", method="POST",
+                                    body={"total_cents": 3})[0].status == 201, timeout=20, interval=0.2,
+                   what="writes to shard 2 after its primary returned")
+
+
+class PoolTest(DaemonTestCase):
+    def test_pool_stays_within_max_and_times_out_with_503(self):
+        # 2 workers share max_per_endpoint 2 → one connection each; one statement per connection at a time.
+        d = self.daemon(config(pool="{max_per_endpoint: 2, max_pipeline: 1, acquire_timeout: 100ms, "
+                                    "statement_timeout: 5s}"))
+        statuses, lock = [], threading.Lock()
+        peak = [0]
+        stop = threading.Event()
+
+        def client():
+            while not stop.is_set():
+                r, _ = get_json(d.public, "/v1/customers/1003/slow")
+                with lock:
+                    statuses.append(r.status)
+
+        def watch():
+            while not stop.is_set():
+                n = CLUSTER.primaries[1].query(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'virex-edge'")[0][0]
+                peak[0] = max(peak[0], n)
+                stop.wait(0.02)
+        threads = [threading.Thread(target=client) for _ in range(8)] + [threading.Thread(target=watch)]
+        for t in threads:
+            t.start()
+        try:
+            wait_until(lambda: statuses.count(503) >= 3 and statuses.count(200) >= 3, timeout=30,
+                       what="some answered, some timed out waiting for the pool")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(15)
+        self.assertLessEqual(peak[0], 2, "never more than max_per_endpoint connections")
+        self.assertGreaterEqual(peak[0], 1)
+        self.assertEqual(set(statuses), {200, 503})
+        m = fetch_metrics(d.admin)
+        self.assertGreaterEqual(metric_sum(m, "virex_shard_pool_acquire_timeouts_total", shard="1"), 3)
+
+
+if __name__ == "__main__":
+    unittest.main()
