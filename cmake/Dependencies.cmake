@@ -7,6 +7,9 @@ if(NOT VIREX_FUZZ)
   find_package(CLI11 CONFIG REQUIRED)
   find_package(PkgConfig REQUIRED)
   pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
+  # TLS termination (libssl-dev, OpenSSL 3) and HTTP/2 (libnghttp2-dev).
+  find_package(OpenSSL 3.0 REQUIRED)
+  pkg_check_modules(NGHTTP2 REQUIRED IMPORTED_TARGET libnghttp2)
   # OTLP/gRPC trace export (proto/, src/observe/otlp_*): libprotobuf-dev protobuf-compiler libgrpc++-dev
   # protobuf-compiler-grpc. gRPC's CMake package brings gRPC::grpc++ and gRPC::grpc_cpp_plugin.
   find_package(Protobuf REQUIRED)

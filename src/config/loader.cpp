@@ -6,6 +6,7 @@
 #include <virex/config/loader.hpp>
 
 #include "cache.hpp"
+#include "tls.hpp"
 #include "upstreams.hpp"
 #include "walker.hpp"
 
@@ -144,6 +145,7 @@ void read_listeners(Walker& w, const Field& field, std::vector<Listener>& listen
     listener.location = item.at;
     bool has_name = false;
     bool has_address = false;
+    std::optional<Field> protocols;
     const bool is_map = w.map(item, {
         {"name",
          [&](const Field& f) {
@@ -159,8 +161,15 @@ void read_listeners(Walker& w, const Field& field, std::vector<Listener>& listen
            if (const auto canonical = read_address(w, f, listener)) addresses.check(w, f, *canonical);
          }},
         {"admin", w.into(listener.admin)},
+        {"protocols",
+         [&](const Field& f) {
+           protocols = f;
+           read_protocols(w, f, listener.protocols);
+         }},
+        {"tls", [&](const Field& f) { read_listener_tls(w, f, listener.tls.emplace()); }},
     });
     if (!is_map) return;
+    finish_listener_transport(w, item, protocols, listener);
     if (!has_name) w.fail(item.at, join(item.path, "name"), "is required");
     if (!has_address) w.fail(item.at, join(item.path, "address"), "is required");
   });

@@ -3,6 +3,7 @@
 #include "worker.hpp"
 
 #include "connection.hpp"
+#include "transport.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -35,6 +36,11 @@ Awaitable<void> accept_loop(Worker* w, std::shared_ptr<ListenerState> l) {
     }
     boost::system::error_code ignored;
     sock.set_option(tcp::no_delay(true), ignored);
+    if (l->transport) [[unlikely]] {  // TLS handshake or HTTP/2 preface first (transport.cpp)
+      asio::co_spawn(w->io(), start_transport(w, l, l->transport, std::move(sock)), asio::detached);
+      if (w->draining()) break;
+      continue;
+    }
     try {
       std::unique_ptr<Connection> c(new Connection(*w, l, std::move(sock)));
       asio::co_spawn(w->io(), Connection::run(c.get()), asio::detached);
@@ -281,9 +287,30 @@ bool Worker::adopt(ListenerSocket s) {
   l->accepted = shard_.counter(reg.counter("virex_http_connections_total", "Accepted client connections.", labels));
   l->bytes_in = shard_.counter(reg.counter("virex_http_received_bytes_total", "Bytes read from clients.", labels));
   l->bytes_out = shard_.counter(reg.counter("virex_http_sent_bytes_total", "Bytes written to clients.", labels));
+  if (transports_)
+    if (auto it = transports_->find(l->key); it != transports_->end()) l->transport = it->second;
   listeners_.push_back(l);
   asio::co_spawn(ioc_, accept_loop(this, std::move(l)), asio::detached);
   return true;
+}
+
+void Worker::post_transports(std::shared_ptr<const Transports> t) {
+  asio::post(ioc_, [this, t = std::move(t)]() mutable {
+    transports_ = std::move(t);
+    for (auto& l : listeners_) {
+      auto it = transports_->find(l->key);
+      l->transport = it == transports_->end() ? nullptr : it->second;
+    }
+  });
+}
+
+observe::CounterRef Worker::counter(std::string_view name, std::string_view help, const observe::Labels& labels) {
+  std::string key(name);
+  for (const auto& [k, v] : labels) key.append("|").append(k).append("=").append(v);
+  auto it = counters_.find(key);
+  if (it == counters_.end())
+    it = counters_.emplace(std::move(key), shard_.counter(shared_.registry->counter(name, help, labels))).first;
+  return it->second;
 }
 
 void Worker::post_drain(std::function<void()> drained) {

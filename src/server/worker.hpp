@@ -43,6 +43,8 @@ using core::Awaitable;
 using core::kUseAwaitable;
 
 class Connection;
+struct ListenerTransport;  // transport.hpp: TLS and HTTP/2 settings of a listener
+using Transports = std::unordered_map<std::string, std::shared_ptr<const ListenerTransport>>;  // by listener key
 
 // Per-request series of one (listener, route) pair in this worker, registered on first use.
 // Edge-cache outcomes counted per route (virex_cache_requests_total{result}).
@@ -64,6 +66,9 @@ struct ListenerState {
   observe::CounterRef open, accepted, bytes_in, bytes_out;
   std::vector<RouteSeries> routes;  // index = route index; last = "none"; cleared on snapshot change
   std::uint64_t routes_generation = 0;
+  // Null for a cleartext HTTP/1.1-only listener (accepted sockets go straight to a Connection); else its TLS
+  // contexts and protocols, replaced on reload (connections keep the one they started with).
+  std::shared_ptr<const ListenerTransport> transport;
 
   explicit ListenerState(asio::io_context& ioc) : acceptor(ioc.get_executor()) {}
 };
@@ -101,6 +106,8 @@ class Worker {
   // false when a listener socket could not be adopted (logged; that socket is closed).
   void post_install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared_ptr<observe::AccessLog> log,
                     std::vector<ListenerSocket> add, std::vector<std::string> remove, std::function<void(bool)> done);
+  // Control thread → worker: listeners' TLS/HTTP/2 settings, posted before the post_install they belong with.
+  void post_transports(std::shared_ptr<const Transports> t);
   // Stop accepting, close idle connections, let in-flight ones finish; `drained` runs (worker thread)
   // once no connection is left.
   void post_drain(std::function<void()> drained);
@@ -147,6 +154,10 @@ class Worker {
   std::string acquire_scratch();          // a response-assembly string, with capacity when pooled
   void release_scratch(std::string s);
 
+  // A counter of this worker's shard for per-connection events (TLS handshakes, protocols): registered on first
+  // use and cached by name and labels. Not for per-request use (a map lookup).
+  observe::CounterRef counter(std::string_view name, std::string_view help, const observe::Labels& labels);
+
   std::list<Connection*>::iterator attach(Connection* c);
   void detach(std::list<Connection*>::iterator it);
 
@@ -183,6 +194,8 @@ class Worker {
   std::vector<observe::Span> spans_;
   std::vector<upstream::Candidate> candidates_;
   std::chrono::steady_clock::time_point now_;
+  std::shared_ptr<const Transports> transports_;
+  std::unordered_map<std::string, observe::CounterRef> counters_;
   bool draining_ = false;
   std::function<void()> drained_;
   // Declared after the state above on purpose: destroying the io_context destroys suspended connection

@@ -38,11 +38,40 @@ struct Limits {
   Duration drain_timeout = std::chrono::seconds(30);   // SIGTERM → forced exit
 };
 
+// ---- TLS and protocols on a listener (`protocols:`, `tls:`) -------------------------------------------------
+
+// `protocols:` values. http1 = HTTP/1.1; h2c = HTTP/2 in cleartext with prior knowledge (the connection preface
+// is detected); h2 = HTTP/2 over TLS, offered by ALPN (only with `tls:`).
+enum class Protocol : std::uint8_t { http1, h2c, h2 };
+enum class TlsVersion : std::uint8_t { tls12, tls13 };
+
+struct TlsCertificate {
+  std::string cert;                        // required: PEM certificate chain (leaf first); relative to the config dir
+  std::string key;                         // required: PEM private key matching the leaf
+  std::optional<std::string> ocsp_staple;  // default none: a DER OCSP response stapled for this certificate
+  Location cert_location, key_location, ocsp_location;
+};
+
+struct ListenerTls {
+  // required, at least one, at most 64: the certificate whose names match the SNI host name is used; the first
+  // one when none matches or the client sends no SNI. Read at start-up and on every reload (SIGHUP).
+  std::vector<TlsCertificate> certificates;
+  TlsVersion min_version = TlsVersion::tls12;  // default "1.2": `min_version: "1.2" | "1.3"`
+  bool session_tickets = true;                 // default true: RFC 5077/8446 tickets, keys rotated hourly
+  // default none: a DER OCSP response file stapled for the first certificate (when it has no ocsp_staple of its own)
+  std::optional<std::string> ocsp_staple;
+  Location ocsp_location;
+  Location location;
+};
+
 struct Listener {
   std::string name;        // required, unique
   std::string host;        // from `address: "ip:port"`; IPv6 as "[::1]:8080" → host "::1"
   std::uint16_t port = 0;
   bool admin = false;      // default false: admin listeners serve /metrics, /healthz, /readyz only
+  // default [http1] (with `tls:`: [http1, h2]); h2 needs `tls:`, h2c needs no `tls:`. Reloadable.
+  std::vector<Protocol> protocols;
+  std::optional<ListenerTls> tls;  // default none: cleartext
   Location location;
 };
 
