@@ -79,6 +79,7 @@ void read_limits(Walker& w, const Field& field, Limits& limits) {
       {"header_timeout", w.into(limits.header_timeout)},
       {"idle_timeout", w.into(limits.idle_timeout)},
       {"drain_timeout", w.into(limits.drain_timeout)},
+      {"http2", [&](const Field& f) { read_http2_limits(w, f, limits.http2); }},
   });
   // The request target is part of the header section, so it cannot be allowed to be longer.
   if (limits.max_uri_bytes <= limits.max_header_bytes) return;

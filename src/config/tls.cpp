@@ -87,11 +87,41 @@ void read_listener_tls(Walker& w, const Field& field, ListenerTls& tls) {
   if (is_map && !has_certificates) w.fail(field.at, join(field.path, "certificates"), "is required");
 }
 
+void read_http2_limits(Walker& w, const Field& field, Http2Limits& l) {
+  constexpr std::size_t kKiB = 1024;
+  const auto count = [&](unsigned& out, std::int64_t min, std::int64_t max) {
+    return [&, min, max](const Field& f) {
+      if (const auto n = w.integer(f, min, max)) out = static_cast<unsigned>(*n);
+    };
+  };
+  const auto bytes = [&](std::size_t& out, std::size_t min, std::size_t max) {
+    return [&, min, max](const Field& f) {
+      if (const auto n = w.size(f, min, max)) out = *n;
+    };
+  };
+  w.map(field, {
+      {"max_concurrent_streams", count(l.max_concurrent_streams, 1, 10000)},
+      {"max_header_list_size", bytes(l.max_header_list_size, kKiB, kKiB * kKiB)},
+      {"max_header_count", count(l.max_header_count, 1, 10000)},
+      {"hpack_table_size",
+       [&](const Field& f) {
+         if (f.node.IsScalar() && f.node.Scalar() == "0") l.hpack_table_size = 0;
+         else if (const auto n = w.size(f, 1, 64 * kKiB)) l.hpack_table_size = *n;
+       }},
+      {"max_continuation_frames", count(l.max_continuation_frames, 0, 1000)},
+      {"max_stalled_bytes", bytes(l.max_stalled_bytes, 16 * kKiB, kKiB * kKiB * kKiB)},
+      {"max_resets_per_second", count(l.max_resets_per_second, 1, 100000)},
+      {"max_pings_per_second", count(l.max_pings_per_second, 1, 100000)},
+      {"max_settings_per_second", count(l.max_settings_per_second, 1, 100000)},
+      {"max_empty_data_per_second", count(l.max_empty_data_per_second, 1, 100000)},
+  });
+}
+
 void finish_listener_transport(Walker& w, const Field& item, const std::optional<Field>& protocols_field,
                                Listener& listener) {
   if (!protocols_field) {
+    // HTTP/2 is opt-in while `upstream` routes are proxied over HTTP/1.1 only (an HTTP/2 stream gets 502 there).
     listener.protocols = {Protocol::http1};
-    if (listener.tls) listener.protocols.push_back(Protocol::h2);
     return;
   }
   const auto has = [&](Protocol p) {

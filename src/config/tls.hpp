@@ -16,6 +16,9 @@ void read_protocols(Walker& w, const Field& field, std::vector<Protocol>& protoc
 // `tls: {certificates: [{cert, key, ocsp_staple}], min_version, session_tickets, ocsp_staple}`.
 void read_listener_tls(Walker& w, const Field& field, ListenerTls& tls);
 
+// `limits.http2: {...}` (see config::Http2Limits).
+void read_http2_limits(Walker& w, const Field& field, Http2Limits& limits);
+
 // Defaults and cross-checks once both keys of `listener` are read: protocols default to [http1] ([http1, h2]
 // with TLS); h2 needs tls, h2c needs its absence. `protocols_field` is where protocols stood, if given.
 void finish_listener_transport(Walker& w, const Field& item, const std::optional<Field>& protocols_field,

@@ -3,6 +3,7 @@
 #include "worker.hpp"
 
 #include "connection.hpp"
+#include "h2_connection.hpp"
 #include "transport.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -116,8 +117,9 @@ void Worker::tick() {
   hand_over_access_log();
   date_.refresh(std::time(nullptr));
   for (Connection* c : connections_) c->on_tick(now_);
+  for (H2Connection* c : h2_connections_) c->on_tick(now_);
   sweep_pools();
-  if (draining_ && connections_.empty()) return;  // nothing left to watch: let run() return
+  if (draining_ && connections_.empty() && h2_connections_.empty()) return;  // nothing left to watch
   ticker_.expires_after(kTick);
   ticker_.async_wait([this](boost::system::error_code ec) {
     if (!ec) tick();
@@ -161,6 +163,16 @@ std::list<Connection*>::iterator Worker::attach(Connection* c) {
 
 void Worker::detach(std::list<Connection*>::iterator it) {
   connections_.erase(it);
+  if (draining_) check_drained();
+}
+
+std::list<H2Connection*>::iterator Worker::attach_h2(H2Connection* c) {
+  h2_connections_.push_front(c);
+  return h2_connections_.begin();
+}
+
+void Worker::detach_h2(std::list<H2Connection*>::iterator it) {
+  h2_connections_.erase(it);
   if (draining_) check_drained();
 }
 
@@ -255,6 +267,11 @@ bool Worker::install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared
       if ((*it)->key == key) {
         boost::system::error_code ec;
         (*it)->acceptor.close(ec);  // the accept loop ends; its connections keep the state alive
+        // HTTP/2 clients of a removed listener get GOAWAY (their open streams finish); HTTP/1.1 ones finish
+        // their keep-alive life on the old state.
+        std::vector<H2Connection*> h2(h2_connections_.begin(), h2_connections_.end());
+        for (H2Connection* c : h2)
+          if (c->listener_key() == key) c->on_drain();
         it = listeners_.erase(it);
       } else {
         ++it;
@@ -325,6 +342,8 @@ void Worker::post_drain(std::function<void()> drained) {
     // Copy: on_drain() may not remove synchronously, but be safe against iterator invalidation anyway.
     std::vector<Connection*> now(connections_.begin(), connections_.end());
     for (Connection* c : now) c->on_drain();
+    std::vector<H2Connection*> h2(h2_connections_.begin(), h2_connections_.end());
+    for (H2Connection* c : h2) c->on_drain();  // GOAWAY; open streams are finished
     if (!connections_.empty())
       spdlog::info("worker {}: draining, {} connection(s) open", id_, connections_.size());
     check_drained();
@@ -332,7 +351,7 @@ void Worker::post_drain(std::function<void()> drained) {
 }
 
 void Worker::check_drained() {
-  if (!draining_ || !connections_.empty() || !drained_) return;
+  if (!draining_ || !connections_.empty() || !h2_connections_.empty() || !drained_) return;
   auto cb = std::move(drained_);
   drained_ = nullptr;
   ticker_.cancel();

@@ -43,6 +43,7 @@ using core::Awaitable;
 using core::kUseAwaitable;
 
 class Connection;
+class H2Connection;
 struct ListenerTransport;  // transport.hpp: TLS and HTTP/2 settings of a listener
 using Transports = std::unordered_map<std::string, std::shared_ptr<const ListenerTransport>>;  // by listener key
 
@@ -160,6 +161,8 @@ class Worker {
 
   std::list<Connection*>::iterator attach(Connection* c);
   void detach(std::list<Connection*>::iterator it);
+  std::list<H2Connection*>::iterator attach_h2(H2Connection* c);   // HTTP/2 connections: ticks and drain too
+  void detach_h2(std::list<H2Connection*>::iterator it);
 
  private:
   bool install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared_ptr<observe::AccessLog> log,
@@ -179,6 +182,7 @@ class Worker {
   observe::TraceIdGenerator trace_ids_;  // handed over on the tick, on a log switch and at exit
   std::list<std::shared_ptr<ListenerState>> listeners_;
   std::list<Connection*> connections_;
+  std::list<H2Connection*> h2_connections_;
   std::vector<std::unique_ptr<char[]>> free_buffers_;  // kReadBufferSize each, at most kMaxPooledBuffers
   std::vector<std::string> free_scratch_;
   std::array<observe::CounterRef, http::kParseErrorCount> parse_errors_;

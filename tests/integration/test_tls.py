@@ -61,7 +61,9 @@ class TlsTest(DaemonTestCase):
         shutil.rmtree(cls.dir, ignore_errors=True)
 
     def s_client(self, port, *args, stdin=REQUEST):
-        return openssl("s_client", "-connect", f"127.0.0.1:{port}", "-ign_eof", *args, stdin=stdin).stdout.decode(
+        # -ign_eof waits for the server to close after the request; without a request, quit at stdin's end.
+        wait = ["-ign_eof"] if stdin else []
+        return openssl("s_client", "-connect", f"127.0.0.1:{port}", *wait, *args, stdin=stdin).stdout.decode(
             "utf-8", "replace")
 
     def subject(self, port, servername=None):
@@ -112,12 +114,21 @@ class TlsTest(DaemonTestCase):
     def test_alpn(self):
         d = self.daemon(tls_config([self.a]))
         out = self.s_client(d.public, "-alpn", "h2,http/1.1")
-        self.assertIn("ALPN protocol: http/1.1", out)  # HTTP/2 is not offered on this listener yet
+        self.assertIn("ALPN protocol: http/1.1", out)  # the default protocols leave h2 out
         out = self.s_client(d.public, "-alpn", "spdy/3")
         self.assertNotIn("HTTP/1.1 200", out, "no common protocol: the handshake fails (RFC 7301 no_application_protocol)")
         out = self.s_client(d.public)
         self.assertIn("No ALPN negotiated", out)
         self.assertIn("HTTP/1.1 200 OK", out, "a client without ALPN gets HTTP/1.1")
+
+    def test_alpn_h2_when_listed(self):
+        d = self.daemon(tls_config([self.a], protocols="protocols: [http1, h2], "))
+        self.assertIn("ALPN protocol: h2", self.s_client(d.public, "-alpn", "h2,http/1.1", stdin=b""))
+        self.assertIn("ALPN protocol: http/1.1", self.s_client(d.public, "-alpn", "http/1.1"))
+        # h2 only: an HTTP/1.1-only client has no common protocol.
+        d2 = self.daemon(tls_config([self.a], protocols="protocols: [h2], "))
+        self.assertIn("ALPN protocol: h2", self.s_client(d2.public, "-alpn", "h2,http/1.1", stdin=b""))
+        self.assertNotIn("ALPN protocol", self.s_client(d2.public, "-alpn", "http/1.1"))
 
     def test_session_resumption_by_ticket_and_by_cache(self):
         d = self.daemon(tls_config([self.a]))
