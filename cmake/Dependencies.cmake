@@ -11,7 +11,9 @@ if(NOT VIREX_FUZZ)
   find_package(PkgConfig REQUIRED)
   pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
   pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)   # libhiredis-dev 0.14 (the regional tier)
-  find_package(OpenSSL REQUIRED)                                # libssl-dev
+  # TLS termination (libssl-dev, OpenSSL 3) and HTTP/2 (libnghttp2-dev).
+  find_package(OpenSSL 3.0 REQUIRED)
+  pkg_check_modules(NGHTTP2 REQUIRED IMPORTED_TARGET libnghttp2)
   # OTLP/gRPC trace export (proto/, src/observe/otlp_*): libprotobuf-dev protobuf-compiler libgrpc++-dev
   # protobuf-compiler-grpc. gRPC's CMake package brings gRPC::grpc++ and gRPC::grpc_cpp_plugin.
   find_package(Protobuf REQUIRED)

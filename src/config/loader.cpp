@@ -7,6 +7,7 @@
 
 #include "cache.hpp"
 #include "databases.hpp"
+#include "tls.hpp"
 #include "upstreams.hpp"
 #include "walker.hpp"
 
@@ -79,6 +80,7 @@ void read_limits(Walker& w, const Field& field, Limits& limits) {
       {"header_timeout", w.into(limits.header_timeout)},
       {"idle_timeout", w.into(limits.idle_timeout)},
       {"drain_timeout", w.into(limits.drain_timeout)},
+      {"http2", [&](const Field& f) { read_http2_limits(w, f, limits.http2); }},
   });
   // The request target is part of the header section, so it cannot be allowed to be longer.
   if (limits.max_uri_bytes <= limits.max_header_bytes) return;
@@ -145,6 +147,7 @@ void read_listeners(Walker& w, const Field& field, std::vector<Listener>& listen
     listener.location = item.at;
     bool has_name = false;
     bool has_address = false;
+    std::optional<Field> protocols;
     const bool is_map = w.map(item, {
         {"name",
          [&](const Field& f) {
@@ -160,8 +163,15 @@ void read_listeners(Walker& w, const Field& field, std::vector<Listener>& listen
            if (const auto canonical = read_address(w, f, listener)) addresses.check(w, f, *canonical);
          }},
         {"admin", w.into(listener.admin)},
+        {"protocols",
+         [&](const Field& f) {
+           protocols = f;
+           read_protocols(w, f, listener.protocols);
+         }},
+        {"tls", [&](const Field& f) { read_listener_tls(w, f, listener.tls.emplace()); }},
     });
     if (!is_map) return;
+    finish_listener_transport(w, item, protocols, listener);
     if (!has_name) w.fail(item.at, join(item.path, "name"), "is required");
     if (!has_address) w.fail(item.at, join(item.path, "address"), "is required");
   });

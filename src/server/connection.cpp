@@ -55,7 +55,7 @@ std::string_view http_method_name(http::Method m) noexcept {
 }
 }  // namespace
 
-Connection::Connection(Worker& w, std::shared_ptr<ListenerState> l, Socket s)
+Connection::Connection(Worker& w, std::shared_ptr<ListenerState> l, ClientStream s)
     : worker_(w),
       listener_(std::move(l)),
       socket_(std::move(s)),
@@ -179,7 +179,7 @@ Awaitable<void> Connection::run(Connection* raw) {
       c.process();
       if (!c.segments_.empty()) {
         c.prepare_write();
-        auto [wec, wn] = co_await asio::async_write(c.socket_, c.iov_, token);
+        auto [wec, wn] = co_await c.socket_.async_write(c.iov_, token);
         if (!c.finish_write(wec, wn)) break;
       }
       if (c.proxy_pending_) {
@@ -238,7 +238,7 @@ Awaitable<void> Connection::run(Connection* raw) {
         c.begin_ = c.end_ = 0;
         c.waiting_idle_ = true;
         c.trim();
-        auto [wec] = co_await c.socket_.async_wait(Socket::wait_read, token);
+        auto [wec] = co_await c.socket_.async_wait(ClientStream::wait_read, token);
         c.waiting_idle_ = false;
         if (!c.buf_) c.buf_ = c.worker_.acquire_buffer();
         if (c.scratch_.capacity() <= sizeof(std::string)) c.scratch_ = c.worker_.acquire_scratch();
@@ -266,7 +266,7 @@ Awaitable<void> Connection::run(Connection* raw) {
           c.finish_request(408, n, n - (c.scratch_.find("\r\n\r\n", from) + 4 - from), "header_timeout");
           c.timed_out_ = Timeout::none;
           c.prepare_write();
-          auto [wec, wn] = co_await asio::async_write(c.socket_, c.iov_, token);
+          auto [wec, wn] = co_await c.socket_.async_write(c.iov_, token);
           if (c.finish_write(wec, wn)) co_await c.linger();
         }
         break;
@@ -281,7 +281,7 @@ Awaitable<void> Connection::run(Connection* raw) {
     spdlog::error("connection: {}", e.what());
   }
   boost::system::error_code ignored;
-  c.socket_.shutdown(Socket::shutdown_both, ignored);
+  c.socket_.shutdown(ClientStream::shutdown_both, ignored);
   c.socket_.close(ignored);
 }
 
@@ -306,7 +306,7 @@ bool Connection::finish_write(const boost::system::error_code& ec, std::size_t n
 
 Awaitable<void> Connection::linger() {
   boost::system::error_code ec;
-  socket_.shutdown(Socket::shutdown_send, ec);
+  socket_.shutdown(ClientStream::shutdown_send, ec);
   set_deadline(Phase::linger);
   std::size_t discarded = 0;
   while (discarded < kLingerBytes && timed_out_ == Timeout::none) {

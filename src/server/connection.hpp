@@ -3,6 +3,7 @@
 // Owned by its coroutine; lives on its worker's thread; registered with the worker for timeouts and drain.
 #pragma once
 
+#include "client_stream.hpp"
 #include "coalescer.hpp"
 #include "worker.hpp"
 
@@ -25,7 +26,7 @@ namespace virex::server {
 
 class Connection {
  public:
-  Connection(Worker& w, std::shared_ptr<ListenerState> l, Socket s);
+  Connection(Worker& w, std::shared_ptr<ListenerState> l, ClientStream s);
   ~Connection();
 
   // The connection's life. Suspends on socket I/O only; deletes `self` when it returns.
@@ -198,6 +199,9 @@ class Connection {
   Awaitable<void> tunnel(Try& t);
   // The upstream answered 304 to the validators of pending_.revalidate: freshen the entry and answer from it.
   bool answer_revalidated(Try& t);
+  // One direction of a tunnel: copies until EOF or error, then half-closes `to`.
+  template <class From, class To>
+  Awaitable<void> pump(From* from, To* to, char* buf, std::size_t cap, config::Duration idle);
   Awaitable<bool> read_client();
   bool make_upstream_room();        // more request bytes into buf_; false on EOF/error/timeout
   Awaitable<bool> write_client(std::span<const asio::const_buffer> b);
@@ -211,7 +215,7 @@ class Connection {
 
   Worker& worker_;
   std::shared_ptr<ListenerState> listener_;
-  Socket socket_;
+  ClientStream socket_;   // the TCP socket, with TLS when the listener has tls:
   std::list<Connection*>::iterator self_;
   std::shared_ptr<const pipeline::Snapshot> snapshot_;
   http::H1RequestParser parser_;

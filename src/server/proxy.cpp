@@ -170,7 +170,7 @@ void Connection::queue_proxy_error(ProxyErrc e, std::string_view details) {
 }
 
 Awaitable<bool> Connection::write_client(std::span<const asio::const_buffer> b) {
-  auto [ec, n] = co_await asio::async_write(socket_, b, token);
+  auto [ec, n] = co_await socket_.async_write(b, token);
   listener_->bytes_out.inc(n);
   co_return !ec;
 }
@@ -444,7 +444,7 @@ Awaitable<ProxyErrc> Connection::relay_response(Try& t) {
         n += s.size;
       }
       set_proxy_deadline(ProxyStage::response_body, t.idle);
-      auto [ec, wn] = co_await asio::async_write(socket_, iov_, token);
+      auto [ec, wn] = co_await socket_.async_write(iov_, token);
       listener_->bytes_out.inc(wn);
       segments_.clear();
       scratch_.clear();
@@ -497,22 +497,23 @@ Awaitable<void> Connection::tunnel(Try& t) {
   }
   begin_ = end_ = 0;
   set_proxy_deadline(ProxyStage::tunnel, t.idle);
-  struct Pump {
-    static Awaitable<void> run(Connection* c, core::Socket* from, core::Socket* to, char* buf, std::size_t cap,
-                               config::Duration idle) {
-      for (;;) {
-        auto [ec, n] = co_await from->async_read_some(asio::buffer(buf, cap), token);
-        if (ec) break;
-        c->set_proxy_deadline(ProxyStage::tunnel, idle);
-        auto [wec, wn] = co_await asio::async_write(*to, asio::buffer(buf, n), token);
-        if (wec) break;
-      }
-      boost::system::error_code ignored;
-      to->shutdown(core::Socket::shutdown_send, ignored);
-    }
-  };
-  co_await (Pump::run(this, &socket_, &t.conn->socket, buf_.get(), cap_, t.idle) &&
-            Pump::run(this, &t.conn->socket, &socket_, up_buf_.get(), up_cap_, t.idle));
+  co_await (pump(&socket_, &t.conn->socket, buf_.get(), cap_, t.idle) &&
+            pump(&t.conn->socket, &socket_, up_buf_.get(), up_cap_, t.idle));
+}
+
+template <class From, class To>
+Awaitable<void> Connection::pump(From* from, To* to, char* buf, std::size_t cap, config::Duration idle) {
+  for (;;) {
+    auto [ec, n] = co_await from->async_read_some(asio::buffer(buf, cap), token);
+    if (ec) break;
+    set_proxy_deadline(ProxyStage::tunnel, idle);
+    boost::system::error_code wec;
+    if constexpr (std::is_same_v<To, ClientStream>) wec = std::get<0>(co_await to->async_write(asio::const_buffer(buf, n), token));
+    else wec = std::get<0>(co_await asio::async_write(*to, asio::buffer(buf, n), token));
+    if (wec) break;
+  }
+  boost::system::error_code ignored;
+  to->shutdown(core::Socket::shutdown_send, ignored);
 }
 
 // The request head for the route's upstream: the rewritten path (strip_prefix / add_prefix), forwarding

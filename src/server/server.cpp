@@ -7,6 +7,7 @@
 #include "systemd.hpp"
 #include "coalescer.hpp"
 #include "regional_tier.hpp"
+#include "transport.hpp"
 #include "worker.hpp"
 
 #include <virex/config/loader.hpp>
@@ -69,10 +70,12 @@ constexpr std::size_t kMaxConfigBytes = 64 * 1024 * 1024;
 
 struct Loaded {
   std::shared_ptr<const pipeline::Snapshot> snapshot;
+  std::shared_ptr<const Transports> transports;  // the listeners' TLS contexts (certificates read now)
   std::vector<std::string> errors;
 };
 
-Loaded load_snapshot(const std::string& path, std::uint64_t generation, const pipeline::Snapshot* previous = nullptr) {
+Loaded load_snapshot(const std::string& path, std::uint64_t generation, std::shared_ptr<TicketKeys> keys,
+                     const pipeline::Snapshot* previous = nullptr) {
   Loaded out;
   std::string why;
   const auto text = read_file(path, why);
@@ -90,8 +93,11 @@ Loaded load_snapshot(const std::string& path, std::uint64_t generation, const pi
   std::vector<pipeline::BuildError> build_errors;
   out.snapshot =
       pipeline::build_snapshot(std::move(*res.config), generation, file_reader_for(path), build_errors, previous);
+  if (out.snapshot)
+    out.transports = build_transports(out.snapshot->config.listeners, file_reader_for(path), std::move(keys), build_errors);
   for (const auto& e : build_errors)
     out.errors.push_back(config::Error{e.location, e.key, e.reason}.to_string());
+  if (!out.errors.empty()) out.snapshot.reset();
   return out;
 }
 
@@ -132,6 +138,11 @@ class Server {
   std::unique_ptr<observe::SpanExporter> exporter_;   // trace export; endpoint fixed at start-up
   std::unique_ptr<cache::Store> edge_cache_;          // when some route caches; sized at start-up
   Coalescer coalescer_;
+  // TLS session ticket keys of every listener, kept across reloads and rotated hourly (tickets stay valid for
+  // two rotations: issued under the current key, accepted under the previous one too).
+  std::shared_ptr<TicketKeys> ticket_keys_ = std::make_shared<TicketKeys>();
+  asio::steady_timer ticket_timer_{ioc_};
+  void rotate_ticket_keys();
   // The store's own counters, copied into the control shard every second (virex_cache_*).
   asio::steady_timer cache_stats_timer_{ioc_};
   struct CacheSeries {
@@ -217,7 +228,7 @@ std::shared_ptr<observe::AccessLog> Server::access_log_for(const config::AccessL
 }
 
 int Server::run() {
-  auto loaded = load_snapshot(opts_.config_path, ++generation_);
+  auto loaded = load_snapshot(opts_.config_path, ++generation_, ticket_keys_);
   if (!loaded.snapshot) {
     for (const auto& e : loaded.errors) std::cerr << e << "\n";
     return 1;
@@ -314,7 +325,9 @@ int Server::run() {
   current_ = loaded.snapshot;
   start_monitors();
 
+  rotate_ticket_keys();
   for (unsigned i = 0; i < n; ++i) {
+    workers_[i]->post_transports(loaded.transports);
     workers_[i]->post_install(current_, access_log_, std::move(sockets[i]), {}, [this](bool ok) {
       if (!ok) asio::post(ioc_, [this] { startup_failed_ = true; });
     });
@@ -388,7 +401,7 @@ void Server::wait_signal() {
 void Server::reload() {
   if (draining_) return;
   systemd::notify_reloading();
-  auto loaded = load_snapshot(opts_.config_path, generation_ + 1, current_.get());
+  auto loaded = load_snapshot(opts_.config_path, generation_ + 1, ticket_keys_, current_.get());
   auto fail = [this](const std::vector<std::string>& why) {
     for (const auto& e : why) spdlog::error("reload rejected: {}", e);
     reload_failed_.inc();
@@ -438,6 +451,8 @@ void Server::reload() {
   reloading_ = true;
   auto remaining = std::make_shared<std::size_t>(workers_.size());
   for (std::size_t i = 0; i < workers_.size(); ++i) {
+    // New TLS contexts (certificates re-read) for new connections; open connections keep theirs.
+    workers_[i]->post_transports(loaded.transports);
     workers_[i]->post_install(current_, access_log_, std::move(add[i]), remove, [this, remaining](bool ok) {
       if (!ok) spdlog::error("reload: worker could not take a new listener socket; it serves on fewer workers");
       asio::post(ioc_, [this, remaining] {
@@ -524,7 +539,17 @@ void Server::start_monitors() {
   }
 }
 
+void Server::rotate_ticket_keys() {
+  ticket_timer_.expires_after(std::chrono::hours(1));
+  ticket_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    ticket_keys_->rotate();
+    rotate_ticket_keys();
+  });
+}
+
 void Server::finish() {
+  ticket_timer_.cancel();
   for (auto& m : monitors_) m->stop();
   cache_stats_timer_.cancel();
   drain_timer_.cancel();
@@ -542,7 +567,7 @@ int run(const Options& opts) {
 }
 
 int check_config(const std::string& path, std::ostream& out, std::ostream& err) {
-  auto loaded = load_snapshot(path, 1);
+  auto loaded = load_snapshot(path, 1, std::make_shared<TicketKeys>());
   if (!loaded.snapshot) {
     for (const auto& e : loaded.errors) err << e << "\n";
     return 1;

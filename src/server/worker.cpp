@@ -7,7 +7,9 @@
 #include "shard_metrics.hpp"
 
 #include "connection.hpp"
+#include "h2_connection.hpp"
 #include "regional_tier.hpp"
+#include "transport.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -40,6 +42,11 @@ Awaitable<void> accept_loop(Worker* w, std::shared_ptr<ListenerState> l) {
     }
     boost::system::error_code ignored;
     sock.set_option(tcp::no_delay(true), ignored);
+    if (l->transport) [[unlikely]] {  // TLS handshake or HTTP/2 preface first (transport.cpp)
+      asio::co_spawn(w->io(), start_transport(w, l, l->transport, std::move(sock)), asio::detached);
+      if (w->draining()) break;
+      continue;
+    }
     try {
       std::unique_ptr<Connection> c(new Connection(*w, l, std::move(sock)));
       asio::co_spawn(w->io(), Connection::run(c.get()), asio::detached);
@@ -138,9 +145,10 @@ void Worker::tick() {
   hand_over_access_log();
   date_.refresh(std::time(nullptr));
   for (Connection* c : connections_) c->on_tick(now_);
+  for (H2Connection* c : h2_connections_) c->on_tick(now_);
   sweep_pools();
   if (databases_) shard_metrics_->update(databases_->stats(), databases_->version());
-  if (draining_ && connections_.empty()) {
+  if (draining_ && connections_.empty() && h2_connections_.empty()) {
     if (databases_) databases_->close();  // their readers and the lag probe would keep run() going
     return;  // nothing left to watch: let run() return
   }
@@ -187,6 +195,16 @@ std::list<Connection*>::iterator Worker::attach(Connection* c) {
 
 void Worker::detach(std::list<Connection*>::iterator it) {
   connections_.erase(it);
+  if (draining_) check_drained();
+}
+
+std::list<H2Connection*>::iterator Worker::attach_h2(H2Connection* c) {
+  h2_connections_.push_front(c);
+  return h2_connections_.begin();
+}
+
+void Worker::detach_h2(std::list<H2Connection*>::iterator it) {
+  h2_connections_.erase(it);
   if (draining_) check_drained();
 }
 
@@ -308,6 +326,11 @@ bool Worker::install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared
       if ((*it)->key == key) {
         boost::system::error_code ec;
         (*it)->acceptor.close(ec);  // the accept loop ends; its connections keep the state alive
+        // HTTP/2 clients of a removed listener get GOAWAY (their open streams finish); HTTP/1.1 ones finish
+        // their keep-alive life on the old state.
+        std::vector<H2Connection*> h2(h2_connections_.begin(), h2_connections_.end());
+        for (H2Connection* c : h2)
+          if (c->listener_key() == key) c->on_drain();
         it = listeners_.erase(it);
       } else {
         ++it;
@@ -340,9 +363,30 @@ bool Worker::adopt(ListenerSocket s) {
   l->accepted = shard_.counter(reg.counter("virex_http_connections_total", "Accepted client connections.", labels));
   l->bytes_in = shard_.counter(reg.counter("virex_http_received_bytes_total", "Bytes read from clients.", labels));
   l->bytes_out = shard_.counter(reg.counter("virex_http_sent_bytes_total", "Bytes written to clients.", labels));
+  if (transports_)
+    if (auto it = transports_->find(l->key); it != transports_->end()) l->transport = it->second;
   listeners_.push_back(l);
   asio::co_spawn(ioc_, accept_loop(this, std::move(l)), asio::detached);
   return true;
+}
+
+void Worker::post_transports(std::shared_ptr<const Transports> t) {
+  asio::post(ioc_, [this, t = std::move(t)]() mutable {
+    transports_ = std::move(t);
+    for (auto& l : listeners_) {
+      auto it = transports_->find(l->key);
+      l->transport = it == transports_->end() ? nullptr : it->second;
+    }
+  });
+}
+
+observe::CounterRef Worker::counter(std::string_view name, std::string_view help, const observe::Labels& labels) {
+  std::string key(name);
+  for (const auto& [k, v] : labels) key.append("|").append(k).append("=").append(v);
+  auto it = counters_.find(key);
+  if (it == counters_.end())
+    it = counters_.emplace(std::move(key), shard_.counter(shared_.registry->counter(name, help, labels))).first;
+  return it->second;
 }
 
 void Worker::post_drain(std::function<void()> drained) {
@@ -357,6 +401,8 @@ void Worker::post_drain(std::function<void()> drained) {
     // Copy: on_drain() may not remove synchronously, but be safe against iterator invalidation anyway.
     std::vector<Connection*> now(connections_.begin(), connections_.end());
     for (Connection* c : now) c->on_drain();
+    std::vector<H2Connection*> h2(h2_connections_.begin(), h2_connections_.end());
+    for (H2Connection* c : h2) c->on_drain();  // GOAWAY; open streams are finished
     if (!connections_.empty())
       spdlog::info("worker {}: draining, {} connection(s) open", id_, connections_.size());
     check_drained();
@@ -364,7 +410,7 @@ void Worker::post_drain(std::function<void()> drained) {
 }
 
 void Worker::check_drained() {
-  if (!draining_ || !connections_.empty() || !drained_) return;
+  if (!draining_ || !connections_.empty() || !h2_connections_.empty() || !drained_) return;
   auto cb = std::move(drained_);
   drained_ = nullptr;
   ticker_.cancel();

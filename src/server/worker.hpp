@@ -47,6 +47,9 @@ using core::Awaitable;
 using core::kUseAwaitable;
 
 class Connection;
+class H2Connection;
+struct ListenerTransport;  // transport.hpp: TLS and HTTP/2 settings of a listener
+using Transports = std::unordered_map<std::string, std::shared_ptr<const ListenerTransport>>;  // by listener key
 
 // Per-request series of one (listener, route) pair in this worker, registered on first use.
 // Edge-cache outcomes counted per route (virex_cache_requests_total{result}).
@@ -74,6 +77,9 @@ struct ListenerState {
   observe::CounterRef open, accepted, bytes_in, bytes_out;
   std::vector<RouteSeries> routes;  // index = route index; last = "none"; cleared on snapshot change
   std::uint64_t routes_generation = 0;
+  // Null for a cleartext HTTP/1.1-only listener (accepted sockets go straight to a Connection); else its TLS
+  // contexts and protocols, replaced on reload (connections keep the one they started with).
+  std::shared_ptr<const ListenerTransport> transport;
 
   explicit ListenerState(asio::io_context& ioc) : acceptor(ioc.get_executor()) {}
 };
@@ -113,6 +119,8 @@ class Worker {
   // false when a listener socket could not be adopted (logged; that socket is closed).
   void post_install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared_ptr<observe::AccessLog> log,
                     std::vector<ListenerSocket> add, std::vector<std::string> remove, std::function<void(bool)> done);
+  // Control thread → worker: listeners' TLS/HTTP/2 settings, posted before the post_install they belong with.
+  void post_transports(std::shared_ptr<const Transports> t);
   // Stop accepting, close idle connections, let in-flight ones finish; `drained` runs (worker thread)
   // once no connection is left.
   void post_drain(std::function<void()> drained);
@@ -177,8 +185,14 @@ class Worker {
   std::string acquire_scratch();          // a response-assembly string, with capacity when pooled
   void release_scratch(std::string s);
 
+  // A counter of this worker's shard for per-connection events (TLS handshakes, protocols): registered on first
+  // use and cached by name and labels. Not for per-request use (a map lookup).
+  observe::CounterRef counter(std::string_view name, std::string_view help, const observe::Labels& labels);
+
   std::list<Connection*>::iterator attach(Connection* c);
   void detach(std::list<Connection*>::iterator it);
+  std::list<H2Connection*>::iterator attach_h2(H2Connection* c);   // HTTP/2 connections: ticks and drain too
+  void detach_h2(std::list<H2Connection*>::iterator it);
 
  private:
   bool install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared_ptr<observe::AccessLog> log,
@@ -198,6 +212,7 @@ class Worker {
   observe::TraceIdGenerator trace_ids_;  // handed over on the tick, on a log switch and at exit
   std::list<std::shared_ptr<ListenerState>> listeners_;
   std::list<Connection*> connections_;
+  std::list<H2Connection*> h2_connections_;
   std::vector<std::unique_ptr<char[]>> free_buffers_;  // kReadBufferSize each, at most kMaxPooledBuffers
   std::vector<std::string> free_scratch_;
   std::array<observe::CounterRef, http::kParseErrorCount> parse_errors_;
@@ -219,6 +234,8 @@ class Worker {
   std::vector<observe::Span> spans_;
   std::vector<upstream::Candidate> candidates_;
   std::chrono::steady_clock::time_point now_;
+  std::shared_ptr<const Transports> transports_;
+  std::unordered_map<std::string, observe::CounterRef> counters_;
   bool draining_ = false;
   std::function<void()> drained_;
   std::unique_ptr<class RegionalTier> regional_;  // reset first in ~Worker (its sockets are ioc_'s)

@@ -29,6 +29,25 @@ struct Node {
   unsigned workers = 0;          // default: 0 = auto (one per core); `workers: auto | N`
 };
 
+// A resource budget per HTTP/2 connection (`limits.http2:`). Breaching one sends GOAWAY (ENHANCE_YOUR_CALM, or
+// PROTOCOL_ERROR for a malformed header block), closes the connection and counts it by reason. The rates are
+// token buckets: a one-second burst of the rate, refilled continuously.
+struct Http2Limits {
+  unsigned max_concurrent_streams = 100;       // default 100 (1..10000): SETTINGS_MAX_CONCURRENT_STREAMS
+  std::size_t max_header_list_size = 64 * 1024;  // default 64KiB (1KiB..1MiB): decoded header block (RFC 9113
+                                               //   §6.5.2 accounting: name + value + 32 each); also SETTINGS
+  unsigned max_header_count = 128;             // default 128 (1..10000): fields per header block
+  std::size_t hpack_table_size = 4096;         // default 4096 (0..64KiB): our decoder's dynamic table
+                                               //   (SETTINGS_HEADER_TABLE_SIZE) and our encoder's cap
+  unsigned max_continuation_frames = 8;        // default 8 (0..1000): CONTINUATION frames per header block
+  std::size_t max_stalled_bytes = 1024 * 1024;  // default 1MiB (16KiB..1GiB): response bytes the connection holds
+                                               //   for streams whose flow-control window is closed
+  unsigned max_resets_per_second = 100;        // default 100 (1..100000): RST_STREAM from the client (rapid reset)
+  unsigned max_pings_per_second = 10;          // default 10 (1..100000): PING frames
+  unsigned max_settings_per_second = 10;       // default 10 (1..100000): SETTINGS frames
+  unsigned max_empty_data_per_second = 100;    // default 100 (1..100000): DATA frames without payload or END_STREAM
+};
+
 struct Limits {
   std::size_t max_header_bytes = 16 * 1024;   // default 16KiB: request line + header section → 431
   std::size_t max_uri_bytes = 8 * 1024;       // default 8KiB: request target → 414
@@ -36,6 +55,33 @@ struct Limits {
   Duration header_timeout = std::chrono::seconds(10);  // first byte → end of header section → 408
   Duration idle_timeout = std::chrono::seconds(60);    // keep-alive connection with no request → close
   Duration drain_timeout = std::chrono::seconds(30);   // SIGTERM → forced exit
+  Http2Limits http2;                                    // `limits.http2:`
+};
+
+// ---- TLS and protocols on a listener (`protocols:`, `tls:`) -------------------------------------------------
+
+// `protocols:` values. http1 = HTTP/1.1; h2c = HTTP/2 in cleartext with prior knowledge (the connection preface
+// is detected); h2 = HTTP/2 over TLS, offered by ALPN (only with `tls:`).
+enum class Protocol : std::uint8_t { http1, h2c, h2 };
+enum class TlsVersion : std::uint8_t { tls12, tls13 };
+
+struct TlsCertificate {
+  std::string cert;                        // required: PEM certificate chain (leaf first); relative to the config dir
+  std::string key;                         // required: PEM private key matching the leaf
+  std::optional<std::string> ocsp_staple;  // default none: a DER OCSP response stapled for this certificate
+  Location cert_location, key_location, ocsp_location;
+};
+
+struct ListenerTls {
+  // required, at least one, at most 64: the certificate whose names match the SNI host name is used; the first
+  // one when none matches or the client sends no SNI. Read at start-up and on every reload (SIGHUP).
+  std::vector<TlsCertificate> certificates;
+  TlsVersion min_version = TlsVersion::tls12;  // default "1.2": `min_version: "1.2" | "1.3"`
+  bool session_tickets = true;                 // default true: RFC 5077/8446 tickets, keys rotated hourly
+  // default none: a DER OCSP response file stapled for the first certificate (when it has no ocsp_staple of its own)
+  std::optional<std::string> ocsp_staple;
+  Location ocsp_location;
+  Location location;
 };
 
 struct Listener {
@@ -43,6 +89,9 @@ struct Listener {
   std::string host;        // from `address: "ip:port"`; IPv6 as "[::1]:8080" → host "::1"
   std::uint16_t port = 0;
   bool admin = false;      // default false: admin listeners serve /metrics, /healthz, /readyz only
+  // default [http1]; h2 needs `tls:`, h2c needs no `tls:`. Reloadable (new connections).
+  std::vector<Protocol> protocols;
+  std::optional<ListenerTls> tls;  // default none: cleartext
   Location location;
 };
 
