@@ -40,14 +40,15 @@ struct Response {
   std::string head;     // status line and fields, copied out of the read buffer
   std::string body;
   bool complete = false;
-  bool too_big = false;       // the body passed max_body: read to its end, not kept
+  bool too_big = false;       // the body passed max_body: not read further, not kept
   bool reusable = false;      // the connection may go back to the pool
   bool any_byte = false;      // some response byte arrived (a failure after it is the endpoint's)
 };
 
 // One exchange on a connected `conn`: the head out, the whole response in (bounded: the head by kMaxHead, the
 // kept body by max_body). False on a transport error, a timeout or a malformed response.
-Awaitable<bool> exchange(upstream::UpstreamConn& conn, const std::string& up_head, config::Duration first_byte, config::Duration idle, std::size_t max_body, Response& out) {
+Awaitable<bool> exchange(upstream::UpstreamConn& conn, const std::string& up_head, config::Duration first_byte,
+                         config::Duration idle, std::size_t max_body, Response& out) {
   Timer timer(conn.socket.get_executor());
   {
     auto w = co_await timed(asio::async_write(conn.socket, asio::buffer(up_head), token), timer, idle);
@@ -62,7 +63,7 @@ Awaitable<bool> exchange(upstream::UpstreamConn& conn, const std::string& up_hea
       const auto r = parser.feed(std::string_view(buf.data() + begin, end - begin));
       begin += r.consumed;
       using E = http::H1ResponseParser::Event;
-        if (r.event == E::head) {
+      if (r.event == E::head) {
         if (parser.head().status < 200) continue;  // 1xx: `complete` follows
         out.head.assign(buf.data() + begin - r.consumed, parser.head().head_bytes);
         head_done = true;
@@ -70,8 +71,12 @@ Awaitable<bool> exchange(upstream::UpstreamConn& conn, const std::string& up_hea
       }
       if (r.event == E::body) {
         const std::string_view b = parser.body();
-        if (out.body.size() + b.size() > max_body) out.too_big = true, out.body.clear();
-        if (!out.too_big) out.body.append(b);
+        if (out.body.size() + b.size() > max_body) {  // not storable: stop reading (the connection is closed)
+          out.too_big = true;
+          out.body.clear();
+          co_return true;
+        }
+        out.body.append(b);
         continue;
       }
       if (r.event == E::complete) {

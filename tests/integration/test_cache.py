@@ -171,6 +171,27 @@ class EdgeCacheTest(DaemonTestCase):
         self.assertEqual(metric_sum(m, "virex_cache_refreshes_total", result="updated"), 1)
         self.assertGreaterEqual(metric_sum(m, "virex_cache_requests_total", route="c", result="stale_while_revalidate"), 11)
 
+    def test_background_refresh_keeps_the_entry_on_a_5xx_and_drops_it_on_no_store(self):
+        self.o.route("/u", Reply(200, b"v1", headers=[("Cache-Control", "max-age=1, stale-while-revalidate=60")]))
+        d = self.daemon(config(self.o.endpoint))
+        self.assertEqual(self.get(d, "/u").body, b"v1")
+        self.o.route("/u", Reply(500, b"down"))
+        from harness import fetch_metrics, metric_sum
+        wait_until(lambda: "stale-while-revalidate" in self.get(d, "/u").header("Cache-Status", ""), timeout=10,
+                   what="a stale-while-revalidate answer")
+        wait_until(lambda: metric_sum(fetch_metrics(d.admin), "virex_cache_refreshes_total", result="failed") >= 1,
+                   what="the failed refresh")
+        r = self.get(d, "/u")
+        self.assertEqual((r.status, r.body), (200, b"v1"), "a 5xx leaves the stale entry in place")
+        self.o.route("/u", Reply(200, b"v2", headers=[("Cache-Control", "no-store")]))
+        def dropped():
+            self.get(d, "/u")  # a stale answer starts a refresh when none is running
+            return metric_sum(fetch_metrics(d.admin), "virex_cache_refreshes_total", result="uncacheable") >= 1
+        wait_until(dropped, what="the refresh that finds no-store")
+        r = self.get(d, "/u")
+        self.assertEqual(r.body, b"v2", r.describe())
+        self.assertIn("fwd=uri-miss", r.header("Cache-Status", ""), "the entry was dropped")
+
     def test_stale_entry_is_revalidated_with_its_validators(self):
         # RFC 9111 §4.3: a stale entry with an ETag and Last-Modified is revalidated (If-None-Match /
         # If-Modified-Since); the 304 freshens the stored response (its new Cache-Control), the body stays.
