@@ -414,6 +414,7 @@ void Connection::on_head() {
   p.fwd = cache::Forward::none;
   p.regional = Pending::Regional::none;
   p.regional_private = false;
+  p.invalidate = false;
   p.regional_span.present = false;
   if (p.route && p.route->cache && worker_.edge_cache()) cache_lookup(h);
   const bool proxied = p.route && p.route->upstream && !p.hit;  // the upstream gets a traceparent (W3C §3.2)
@@ -503,6 +504,7 @@ void Connection::cache_lookup(const http::RequestHead& h) {
   const pipeline::CompiledRoute& r = *p.route;
   if (h.method != http::Method::get && h.method != http::Method::head) {
     p.fwd = cache::Forward::method;
+    note_unsafe(h);
     return;
   }
   if (r.cache_policy.private_scope) {

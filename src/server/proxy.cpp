@@ -453,6 +453,7 @@ Awaitable<ProxyErrc> Connection::relay_response(Try& t) {
   extra.assign(trace_line_);
   if (rh.header("Date").empty()) extra.append(worker_.date_line());  // RFC 9110 §6.6.1
   const pipeline::CompiledRoute& route = *pending_.route;
+  if (pending_.invalidate) invalidate_target(rh.status);
   storing_ = false;
   if (route.cache && worker_.edge_cache()) {
     // RFC 9111 §3: may this response be stored? The request head is still intact (a cacheable request has no

@@ -115,9 +115,12 @@ class RegionalTierTest(DaemonTestCase):
         self.assertNotIn("virex-regional", cache_status(r))
         self.assertEqual(self.hits("/me"), 3)
         wait_until(lambda: len(self.redis("KEYS", "vx:p:*")) == 2, what="bob's entry")
+        # Nothing private entered either node's shared edge cache: alice again is a regional hit on both.
         for d in (a, b):
-            self.assertEqual(metric_sum(fetch_metrics(d.admin), "virex_cache_objects"), 0,
-                             "nothing private in the shared edge cache")
+            for _ in range(3):
+                r = http_request(d.public, "GET", "/me", headers=[("X-User", "alice")])
+                self.assertRegex(cache_status(r), r"^virex-regional; hit; ttl=\d+, virex-edge; fwd=bypass", r.describe())
+        self.assertEqual(self.hits("/me"), 3)
 
     def test_redis_killed_mid_load_then_restarted(self):
         self.o.route("/k", Reply(200, b"k", headers=[("Cache-Control", "max-age=1")]))
@@ -183,3 +186,97 @@ class RegionalTierTest(DaemonTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+TOKEN = "regional-purge-token-0123"
+
+
+class FleetInvalidationTest(DaemonTestCase):
+    """Purges on node A reach node B's edge cache (pub/sub, protobuf Invalidation) and Redis (tag and path
+    indexes); writes through a caching route invalidate the target everywhere; a node that lost its subscription
+    drops its edge cache."""
+
+    def setUp(self):
+        self.redis = RedisServer().start()
+        self.addCleanup(self.redis.stop)
+        self.o = Origin("o")
+        self.o.start()
+        self.addCleanup(self.o.close)
+        for path, tag in (("/p1", "grp"), ("/p2", "grp"), ("/p3", None)):
+            headers = [("Cache-Control", "max-age=300")] + ([("Surrogate-Key", tag)] if tag else [])
+            self.o.route(path, Reply(200, path.encode(), headers=headers))
+        cfg = config(self.o, self.redis.address) + f'admin: {{token: "{TOKEN}"}}\n'
+        self.a = self.daemon(cfg)
+        self.b = self.daemon(cfg)
+        for d in (self.a, self.b):
+            wait_until(lambda: metric_sum(fetch_metrics(d.admin), "virex_regional_connections_total",
+                                          event="connect") >= 3, what="command and subscriber connections")
+        for p in ("/p1", "/p2", "/p3"):
+            self.assertEqual(http_request(self.a.public, "GET", p).status, 200)
+        wait_until(lambda: len(self.redis("KEYS", "vx:e:*")) == 3, what="three entries in redis")
+        for p in ("/p1", "/p2", "/p3"):
+            r = http_request(self.b.public, "GET", p)
+            self.assertRegex(cache_status(r), r"^virex-regional; hit", r.describe())
+        wait_until(lambda: metric_sum(fetch_metrics(self.b.admin), "virex_cache_objects") == 3,
+                   what="node B's edge filled (the gauge is copied once a second)")
+
+    def purge(self, d, body):
+        r = http_request(d.admin, "POST", "/cache/purge", headers=[("Authorization", f"Bearer {TOKEN}"),
+                                                                    ("Content-Type", "application/json")],
+                         body=body.encode())
+        self.assertEqual(r.status, 200, r.describe())
+        return r
+
+    def applied(self, d):
+        return metric_sum(fetch_metrics(d.admin), "virex_regional_invalidations_total", event="applied")
+
+    def edge_hit(self, d, path):
+        return cache_status(http_request(d.public, "GET", path)).startswith("virex-edge; hit")
+
+    def test_purge_by_tag_then_path_on_a_clears_b_and_redis(self):
+        r = self.purge(self.a, '{"tag": "grp"}')
+        self.assertIn(b'"regional":"sent"', r.body)
+        wait_until(lambda: self.applied(self.b) >= 1, what="node B applied the invalidation")
+        wait_until(lambda: len(self.redis("KEYS", "vx:e:*")) == 1, what="the tagged entries gone from redis")
+        self.assertEqual(self.redis("EXISTS", "vx:t:grp"), 0, "the tag index went with them")
+        for p in ("/p1", "/p2"):
+            r = http_request(self.b.public, "GET", p)
+            self.assertRegex(cache_status(r), r"^virex-regional; fwd=uri-miss, virex-edge; fwd=uri-miss", r.describe())
+            self.assertEqual(len(self.o.requests(path=p)), 2, "refetched from the origin")
+        self.assertTrue(self.edge_hit(self.b, "/p3"), "untagged entries stay")
+        m = fetch_metrics(self.a.admin)
+        self.assertEqual(metric_sum(m, "virex_regional_invalidations_total", event="published"), 1)
+        wait_until(lambda: metric_sum(fetch_metrics(self.a.admin), "virex_regional_invalidations_total",
+                                      event="echo") == 1, what="node A dropping its own echo")
+        self.assertEqual(self.applied(self.a), 0)
+        # By path.
+        self.purge(self.a, '{"path": "/p3"}')
+        wait_until(lambda: self.applied(self.b) >= 2, what="node B applied the path purge")
+        self.assertFalse(self.edge_hit(self.b, "/p3"))
+        self.assertEqual(len(self.o.requests(path="/p3")), 2)
+
+    def test_prefix_purge_and_write_invalidation(self):
+        self.purge(self.b, '{"prefix": "/p"}')
+        wait_until(lambda: self.applied(self.a) >= 1, what="node A applied the prefix purge")
+        wait_until(lambda: len(self.redis("KEYS", "vx:e:*")) == 0, what="every entry under /p gone from redis")
+        self.assertFalse(self.edge_hit(self.a, "/p1"))
+        # Refill both, then a POST through node B invalidates /p2 on node A too (RFC 9111 §4.4).
+        self.assertTrue(self.edge_hit(self.a, "/p2") or self.edge_hit(self.a, "/p2"))
+        wait_until(lambda: len(self.redis("KEYS", "vx:e:*")) >= 1, what="p2 back in redis")
+        self.o.route("/p2", Reply(200, b"written", headers=[("Cache-Control", "max-age=300")]))
+        before = self.applied(self.a)
+        r = http_request(self.b.public, "POST", "/p2", body=b"x=1", headers=[("Content-Type", "text/plain")])
+        self.assertEqual(r.status, 200, r.describe())
+        wait_until(lambda: self.applied(self.a) > before, what="node A applied the write invalidation")
+        r = http_request(self.a.public, "GET", "/p2")
+        self.assertEqual(r.body, b"written", r.describe())
+
+    def test_lost_subscription_drops_the_edge_cache(self):
+        self.redis("CLIENT", "KILL", "TYPE", "pubsub")
+        for d in (self.a, self.b):
+            wait_until(lambda: metric_sum(fetch_metrics(d.admin), "virex_regional_edge_resyncs_total") == 1,
+                       what="the edge cache dropped after resubscribing")
+            wait_until(lambda: metric_sum(fetch_metrics(d.admin), "virex_cache_objects") == 0,
+                       what="an empty edge cache")
+        r = http_request(self.b.public, "GET", "/p1")
+        self.assertRegex(cache_status(r), r"^virex-regional; hit", "refilled from the region")
