@@ -280,3 +280,48 @@ class FleetInvalidationTest(DaemonTestCase):
                        what="an empty edge cache")
         r = http_request(self.b.public, "GET", "/p1")
         self.assertRegex(cache_status(r), r"^virex-regional; hit", "refilled from the region")
+
+
+class RegionalTracingTest(DaemonTestCase):
+    """The regional lookup is a client span under the server span in trace export; the access log says regional=."""
+
+    def test_regional_span_and_access_log(self):
+        from test_trace_export import Receiver
+        rx = Receiver()
+        self.addCleanup(rx.close)
+        redis = RedisServer().start()
+        self.addCleanup(redis.stop)
+        o = Origin("o")
+        o.start()
+        self.addCleanup(o.close)
+        o.route("/t", Reply(200, b"t", headers=[("Cache-Control", "max-age=60")]))
+        import os
+        import tempfile
+        import shutil
+        log_dir = tempfile.mkdtemp(prefix="virex-regional-log-")
+        self.addCleanup(shutil.rmtree, log_dir, True)
+        log = os.path.join(log_dir, "access.log")
+        cfg = config(o, redis.address, workers=1).replace(
+            "observability: {log_level: info}",
+            f'observability: {{log_level: info, access_log: {{path: {log}, format: json}}, tracing: '
+            f'{{otlp_endpoint: "127.0.0.1:{rx.port}", sample_ratio: 1.0, slow_threshold: 10s}}}}')
+        d = self.daemon(cfg)
+        trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+        r = http_request(d.public, "GET", "/t", headers=[("traceparent", f"00-{trace}-00f067aa0ba902b7-01")])
+        self.assertEqual(r.status, 200, r.describe())
+        wait_until(lambda: len(rx.of_trace(trace)) >= 3, what="server, regional and upstream spans")
+        spans = rx.of_trace(trace)
+        server = next(s for s in spans if s["kind"] == 2)
+        regional = next(s for s in spans if s["name"] == "regional GET")
+        upstream = next(s for s in spans if s["name"] == "upstream web")
+        self.assertEqual(regional["kind"], 3)
+        self.assertEqual(regional["parent_span_id"], server["span_id"])
+        self.assertEqual(upstream["parent_span_id"], server["span_id"])
+        self.assertEqual(regional["attributes"].get("db.system"), "redis")
+        self.assertEqual(regional["attributes"].get("virex.cache.regional"), "miss")
+        self.assertEqual(server["attributes"].get("virex.cache.regional"), "miss")
+        self.assertLessEqual(regional["end"], upstream["start"] + 1_000_000, "the region is asked before the origin")
+        d.stop()
+        from harness import json_lines
+        lines = [l for l in json_lines(log) if l.get("route") == "r"]
+        self.assertEqual(lines[0].get("regional"), "miss", lines)
