@@ -9,7 +9,7 @@ import unittest
 
 from harness import DaemonTestCase, basic_config, fetch_metrics, http_request, metric_sum, wait_until
 from origin import Origin, Reply
-from redis_harness import RedisServer
+from redis_harness import RedisServer, Resp
 
 
 def config(origin, redis_address, route_cache="{edge_ttl: 60s, regional_ttl: 10m}", regional_extra="",
@@ -81,6 +81,48 @@ class RegionalTierTest(DaemonTestCase):
         self.assertGreaterEqual(metric_sum(ma, "virex_regional_commands_total", result="ok"), 3)
         self.assertGreaterEqual(metric_sum(ma, "virex_regional_pipeline_depth_count"), 1)
 
+    def test_concurrent_misses_make_one_regional_lookup(self):
+        # Redis is made slow (DEBUG SLEEP on another connection) so the misses overlap: the flight's leader asks
+        # Redis, the others wait for it and are answered from the edge entry it filled.
+        self.redis.stop()
+        self.redis = RedisServer(extra_args=["--enable-debug-command", "yes"]).start()
+        self.addCleanup(self.redis.stop)
+        self.o.route("/co", Reply(200, b"co", headers=[("Cache-Control", "max-age=300")]))
+        a = self.daemon(config(self.o, self.redis.address, workers=1))
+        b = self.daemon(config(self.o, self.redis.address, workers=2).replace(
+            "timeout: 200ms", "timeout: 3s"))
+        self.assertEqual(http_request(a.public, "GET", "/co").status, 200)
+        wait_until(lambda: len(self.entry_keys()) == 1, what="the entry in redis")
+        sleeper = threading.Thread(target=lambda: self.redis("DEBUG", "SLEEP", "1"))
+        sleeper.start()
+
+        def redis_busy():
+            c = Resp(self.redis.port, timeout=0.05)
+            try:
+                c("PING")
+                return False
+            except OSError:           # socket.timeout: the server is inside DEBUG SLEEP
+                return True
+            finally:
+                c.close()
+        wait_until(redis_busy, what="redis asleep")
+        results = []
+        def get():
+            results.append(http_request(b.public, "GET", "/co", timeout=10))
+        threads = [threading.Thread(target=get) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads + [sleeper]:
+            t.join(timeout=20)
+        self.assertEqual(len(results), 8)
+        for r in results:
+            self.assertEqual((r.status, r.body), (200, b"co"), r.describe())
+        m = fetch_metrics(b.admin)
+        self.assertEqual(metric_sum(m, "virex_regional_lookups_total"), 1, "one lookup for the whole flight")
+        self.assertEqual(metric_sum(m, "virex_regional_lookups_total", result="hit"), 1)
+        self.assertGreaterEqual(metric_sum(m, "virex_cache_requests_total", result="collapsed"), 1)
+        self.assertEqual(self.hits("/co"), 1, "the origin saw node A's request only")
+
     def test_oversized_value_is_not_stored_regionally(self):
         self.o.route("/big", Reply(200, b"x" * 8192, headers=[("Cache-Control", "max-age=60")]))
         self.o.route("/small", Reply(200, b"y" * 100, headers=[("Cache-Control", "max-age=60")]))
@@ -96,7 +138,8 @@ class RegionalTierTest(DaemonTestCase):
                          "the edge cache still has it")
 
     def test_private_route_is_per_user_and_regional_only(self):
-        self.o.route("/me", Reply(200, b"mine", headers=[("Cache-Control", "max-age=60")]))
+        # `private` responses may be kept per user (RFC 9111 §5.2.2.7), never in the shared edge cache.
+        self.o.route("/me", Reply(200, b"mine", headers=[("Cache-Control", "private, max-age=60")]))
         route = "{edge_ttl: 60s, regional_ttl: 10m, scope: private, identity: {header: X-User}}"
         a = self.daemon(config(self.o, self.redis.address, route_cache=route))
         b = self.daemon(config(self.o, self.redis.address, route_cache=route))
