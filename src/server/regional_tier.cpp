@@ -23,6 +23,7 @@ regional::ClientOptions client_options(const config::RegionalCache& c) {
   o.host = c.host;
   o.port = c.port;
   o.unix_path = c.unix_path;
+  for (const auto& f : c.fallbacks) o.fallbacks.push_back({f.host, f.port, f.unix_path});
   o.pool = c.pool;
   o.connect_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(c.connect_timeout);
   o.command_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(c.timeout);
