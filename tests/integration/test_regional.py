@@ -123,6 +123,43 @@ class RegionalTierTest(DaemonTestCase):
         self.assertGreaterEqual(metric_sum(m, "virex_cache_requests_total", result="collapsed"), 1)
         self.assertEqual(self.hits("/co"), 1, "the origin saw node A's request only")
 
+    def test_slow_redis_costs_one_timeout_then_the_breaker_skips_it(self):
+        self.redis.stop()
+        self.redis = RedisServer(extra_args=["--enable-debug-command", "yes"]).start()
+        self.addCleanup(self.redis.stop)
+        self.o.route("/s", Reply(200, b"s", headers=[("Cache-Control", "max-age=60")]))
+        d = self.daemon(config(self.o, self.redis.address, workers=1))   # timeout 200ms, breaker: 3 failures
+        self.assertEqual(http_request(d.public, "GET", "/s?warm").status, 200)
+        sleeper = threading.Thread(target=lambda: self.redis("DEBUG", "SLEEP", "3"))
+        sleeper.start()
+        self.addCleanup(sleeper.join, 10)
+
+        def redis_busy():
+            c = Resp(self.redis.port, timeout=0.05)
+            try:
+                c("PING")
+                return False
+            except OSError:
+                return True
+            finally:
+                c.close()
+        wait_until(redis_busy, what="redis asleep")
+        took = []
+        for i in range(6):
+            t0 = time.monotonic()
+            r = http_request(d.public, "GET", f"/s?n={i}")
+            took.append(time.monotonic() - t0)
+            self.assertEqual(r.status, 200, r.describe())
+            self.assertIn("virex-regional; fwd=", cache_status(r), r.describe())
+        # The first requests each wait out one command timeout (200 ms), never more; then the breaker skips Redis.
+        self.assertLess(max(took), 1.0, took)
+        self.assertGreaterEqual(took[0], 0.19, took)
+        self.assertLess(took[-1], 0.19, f"the breaker is open: no wait ({took})")
+        m = fetch_metrics(d.admin)
+        self.assertGreaterEqual(metric_sum(m, "virex_regional_lookups_total", result="timeout"), 1)
+        self.assertGreaterEqual(metric_sum(m, "virex_regional_lookups_total", result="skipped"), 1)
+        self.assertEqual(metric_sum(m, "virex_regional_breaker_state"), 1)
+
     def test_oversized_value_is_not_stored_regionally(self):
         self.o.route("/big", Reply(200, b"x" * 8192, headers=[("Cache-Control", "max-age=60")]))
         self.o.route("/small", Reply(200, b"y" * 100, headers=[("Cache-Control", "max-age=60")]))
