@@ -151,12 +151,14 @@ class RegionalTierTest(DaemonTestCase):
             took.append(time.monotonic() - t0)
             self.assertEqual(r.status, 200, r.describe())
             self.assertIn("virex-regional; fwd=", cache_status(r), r.describe())
-        # The first requests each wait out one command timeout (200 ms), never more; then the breaker skips Redis.
+        # A request waits at most one command timeout (200 ms; less when an older command's deadline resets the
+        # connection first), never more; then the breaker skips Redis.
         self.assertLess(max(took), 1.0, took)
-        self.assertGreaterEqual(took[0], 0.19, took)
         self.assertLess(took[-1], 0.19, f"the breaker is open: no wait ({took})")
         m = fetch_metrics(d.admin)
-        self.assertGreaterEqual(metric_sum(m, "virex_regional_lookups_total", result="timeout"), 1)
+        self.assertGreaterEqual(metric_sum(m, "virex_regional_commands_total", result="timeout"), 1)
+        self.assertGreaterEqual(metric_sum(m, "virex_regional_lookups_total", result="timeout")
+                                + metric_sum(m, "virex_regional_lookups_total", result="error"), 1)
         self.assertGreaterEqual(metric_sum(m, "virex_regional_lookups_total", result="skipped"), 1)
         self.assertEqual(metric_sum(m, "virex_regional_breaker_state"), 1)
 
