@@ -191,7 +191,7 @@ StoreDecision decide(const http::RequestHead& req, const http::ResponseHead& res
   const CacheControl cc = use_targeted ? targeted : parse_cache_control(resp.headers, "Cache-Control");
 
   if (cc.no_store) return not_stored("no_store");   // §5.2.2.5
-  if (cc.private_) return not_stored("private");     // §3: a shared cache never stores private
+  if (cc.private_ && !p.per_user) return not_stored("private");  // §3: a shared cache never stores private
   if (p.private_scope) return not_stored("private_scope");
   // §3.5: a request with Authorization only with public, s-maxage or must-revalidate.
   if (has_header(req, "Authorization") && !cc.public_ && !cc.must_revalidate && !cc.s_maxage) {

@@ -174,38 +174,64 @@ void read_tags(Walker& w, const Field& field, const Route& route, bool match_ok,
   });
 }
 
-// "host:port" (IPv4, [IPv6] or a DNS name) or "unix:/absolute/path".
-void read_redis_address(Walker& w, const Field& f, RegionalCache& r) {
+// One "host:port" (IPv4, [IPv6] or a DNS name) or "unix:/absolute/path" into `out`; false after reporting why not.
+bool read_one_redis_address(Walker& w, const Field& f, RegionalCache::Fallback& out, std::string& text_out) {
   const auto text = w.string(f);
-  if (!text) return;
+  if (!text) return false;
   if (text->starts_with("unix:")) {
     const std::string path = text->substr(5);
-    if (path.empty() || path[0] != '/') return w.fail(f, "expected unix:/absolute/path");
-    if (path.size() > 107 || has_control_char(path)) return w.fail(f, "a unix socket path is at most 107 bytes, no control characters");
-    r.address = *text;
-    r.unix_path = path;
-    r.host.clear();
-    return;
+    if (path.empty() || path[0] != '/') return w.fail(f, "expected unix:/absolute/path"), false;
+    if (path.size() > 107 || has_control_char(path))
+      return w.fail(f, "a unix socket path is at most 107 bytes, no control characters"), false;
+    out = {"", 0, path};
+    text_out = *text;
+    return true;
   }
   const std::size_t colon = text->rfind(':');
   const std::string bad = "expected host:port (an IPv4 address, [IPv6 address] or DNS name) or unix:/path";
-  if (colon == std::string::npos || colon == 0) return w.fail(f, bad);
+  if (colon == std::string::npos || colon == 0) return w.fail(f, bad), false;
   std::string host = text->substr(0, colon);
   const std::string port = text->substr(colon + 1);
   if (host.front() == '[') {
-    if (host.size() < 3 || host.back() != ']') return w.fail(f, bad);
+    if (host.size() < 3 || host.back() != ']') return w.fail(f, bad), false;
     host = host.substr(1, host.size() - 2);
-    if (host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos) return w.fail(f, bad);
+    if (host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos) return w.fail(f, bad), false;
   } else if (host.find(':') != std::string::npos || !is_host_name(host)) {
-    return w.fail(f, bad);
+    return w.fail(f, bad), false;
   }
-  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), is_digit)) return w.fail(f, bad);
+  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), is_digit)) return w.fail(f, bad), false;
   const long n = std::stol(port);
-  if (n < 1 || n > 65535) return w.fail(f, "the port must be between 1 and 65535");
-  r.address = *text;
-  r.host = host;
-  r.port = static_cast<std::uint16_t>(n);
-  r.unix_path.clear();
+  if (n < 1 || n > 65535) return w.fail(f, "the port must be between 1 and 65535"), false;
+  out = {host, static_cast<std::uint16_t>(n), ""};
+  text_out = *text;
+  return true;
+}
+
+// `address:` a string, or a list of 1..8 strings (the first used, the others after a failed connect).
+void read_redis_address(Walker& w, const Field& f, RegionalCache& r) {
+  std::vector<RegionalCache::Fallback> all;
+  std::vector<std::string> texts;
+  auto one = [&](const Field& item) {
+    RegionalCache::Fallback a;
+    std::string text;
+    if (!read_one_redis_address(w, item, a, text)) return;
+    if (all.size() >= 8) return w.fail(item, "at most 8 addresses");
+    all.push_back(std::move(a));
+    texts.push_back(std::move(text));
+  };
+  if (f.node.IsSequence()) {
+    if (f.node.size() == 0) return w.fail(f, "expected at least one address");
+    w.items(f, one);
+  } else {
+    one(f);
+  }
+  if (all.empty()) return;
+  r.host = all[0].host;
+  r.port = all[0].port;
+  r.unix_path = all[0].unix_path;
+  r.fallbacks.assign(all.begin() + 1, all.end());
+  r.address.clear();
+  for (const auto& t : texts) r.address.append(r.address.empty() ? "" : ", ").append(t);
 }
 
 void read_regional(Walker& w, const Field& field, RegionalCache& r) {

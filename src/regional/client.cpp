@@ -92,6 +92,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
   std::uint64_t attempt = 0;          // connect attempts: a late resolver answer ignores itself
   std::uint64_t gen = 0;              // bumped when the hiredis context goes: late waits ignore themselves
   unsigned failures = 0;              // consecutive connect failures (backoff exponent)
+  std::size_t address = 0;            // which of the client's addresses (the next one after a failed connect)
   unsigned batched = 0;               // commands appended since the last write
   bool subscriber = false;
   bool was_subscribed = false;
@@ -99,7 +100,11 @@ struct Conn : std::enable_shared_from_this<Conn> {
 
 struct Client::Impl {
   Impl(core::Executor e, ClientOptions opt, ClientMetrics met)
-      : ex(e), o(std::move(opt)), m(met), breaker(o.breaker), rng(std::random_device{}()) {}
+      : ex(e), o(std::move(opt)), m(met), breaker(o.breaker), rng(std::random_device{}()) {
+    addresses.push_back({o.host, o.port, o.unix_path});
+    addresses.insert(addresses.end(), o.fallbacks.begin(), o.fallbacks.end());
+  }
+  std::vector<ClientOptions::Address> addresses;  // the primary, then the fallbacks
   core::Executor ex;
   ClientOptions o;
   ClientMetrics m;
@@ -223,6 +228,7 @@ void connect_failed(Conn& c) {
   c.state = Conn::State::down;
   disarm(c);
   if (!c.client) return;
+  c.address = (c.address + 1) % c.client->addresses.size();  // the next server, if there is another
   ++c.client->stats.connect_failures;
   if (!c.subscriber) c.client->outcome(false);
   schedule_retry(c);
@@ -353,8 +359,9 @@ void on_disconnect(const redisAsyncContext* ac, int) {
 
 void open(Conn& c, const std::optional<asio::ip::address>& addr) {
   auto& k = *c.client;
-  redisAsyncContext* ac = addr ? redisAsyncConnect(addr->to_string().c_str(), k.o.port)  // numeric: no DNS
-                               : redisAsyncConnectUnix(k.o.unix_path.c_str());
+  const ClientOptions::Address& to = k.addresses[c.address];
+  redisAsyncContext* ac = addr ? redisAsyncConnect(addr->to_string().c_str(), to.port)  // numeric: no DNS
+                               : redisAsyncConnectUnix(to.unix_path.c_str());
   if (!ac) return connect_failed(c);
   if (ac->err) {
     spdlog::debug("redis: connect: {}", ac->errstr);
@@ -385,12 +392,13 @@ void start_connect(Conn& c) {
   c.timer.expires_after(k.o.connect_timeout);
   c.timer_armed = false;
   arm_deadline(c);
-  if (!k.o.unix_path.empty()) return open(c, std::nullopt);
+  const ClientOptions::Address& to = k.addresses[c.address];
+  if (!to.unix_path.empty()) return open(c, std::nullopt);
   boost::system::error_code ec;
-  const auto addr = asio::ip::make_address(k.o.host, ec);
+  const auto addr = asio::ip::make_address(to.host, ec);
   if (!ec) return open(c, addr);
   // getaddrinfo runs on Asio's resolver thread, never on the worker (hiredis would call it inline).
-  c.resolver.async_resolve(k.o.host, std::to_string(k.o.port),
+  c.resolver.async_resolve(to.host, std::to_string(to.port),
                            [self = c.shared_from_this(), attempt](boost::system::error_code ec,
                                                                   Resolver::results_type results) {
                              Conn& c = *self;

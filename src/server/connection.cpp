@@ -444,6 +444,7 @@ void Connection::on_head() {
   p.fwd = cache::Forward::none;
   p.regional = Pending::Regional::none;
   p.regional_private = false;
+  p.invalidate = false;
   p.regional_span.present = false;
   if (p.route && p.route->cache && worker_.edge_cache()) cache_lookup(h);
   const bool proxied = p.route && p.route->upstream && !p.hit;  // the upstream gets a traceparent (W3C §3.2)
@@ -533,6 +534,7 @@ void Connection::cache_lookup(const http::RequestHead& h) {
   const pipeline::CompiledRoute& r = *p.route;
   if (h.method != http::Method::get && h.method != http::Method::head) {
     p.fwd = cache::Forward::method;
+    note_unsafe(h);
     return;
   }
   if (r.cache_policy.private_scope) {
@@ -752,6 +754,24 @@ void Connection::export_spans(unsigned status, std::string_view error, std::chro
   s.int_attributes.emplace_back("http.response.status_code", status);
   if (p.route && p.route->cache)  // the edge-cache outcome (a lookup is too short to be worth a span of its own)
     s.attributes.emplace_back("virex.cache.edge", kEdgeOutcomes[edge_outcome(p)].substr(5));
+  if (p.regional_span.present) {
+    // The regional lookup: a network round trip to Redis, a client span under the server span.
+    s.attributes.emplace_back("virex.cache.regional", regional_log());
+    const auto& rs = p.regional_span;
+    observe::Span& c = spans.emplace_back();  // `s` is not used below this point
+    c.trace_id = p.trace.trace_id;
+    c.span_id = rs.span_id;
+    c.parent_span_id = p.span_id;
+    c.name.assign("regional GET");
+    c.kind = observe::SpanKind::client;
+    c.start_unix_ns = rs.start_ns;
+    c.end_unix_ns = std::max(rs.end_ns, rs.start_ns);
+    c.error = p.regional == Pending::Regional::error || p.regional == Pending::Regional::timeout;
+    if (c.error) c.status_message.assign(regional_log());
+    c.attributes.emplace_back("db.system", "redis");
+    c.attributes.emplace_back("db.operation", "GET");
+    c.attributes.emplace_back("virex.cache.regional", regional_log());
+  }
   if (p.up_span.present) {
     // The upstream exchange: a client span under the server span; its id is the parent the upstream saw.
     const auto& u = p.up_span;

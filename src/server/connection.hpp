@@ -94,6 +94,7 @@ class Connection {
     enum class Regional : std::uint8_t { none, lookup, hit, miss, error, timeout, skipped };
     Regional regional = Regional::none;
     bool regional_private = false;
+    bool invalidate = false;              // an unsafe request through a caching route (RFC 9111 §4.4)
     std::int64_t regional_ttl_left = 0;   // seconds the regional copy had left (a regional hit's Cache-Status)
     struct RegionalSpan {                 // the Redis lookup's client span (trace export)
       bool present = false;
@@ -165,6 +166,13 @@ class Connection {
   // The regional member of Cache-Status (RFC 9211 §2: the cache nearer the origin comes first), when there is one.
   void append_regional_status(std::string& out);
   std::string_view regional_log() const noexcept;   // "regional=hit" … for the access log; "" when none
+  // The admin purge's regional part: regional copies deleted and the invalidation published to every node.
+  // Returns "sent", "unavailable" (Redis down: other nodes do not hear of it), or "" without a regional tier.
+  std::string_view regional_purge(std::string_view kind, std::string_view what, std::string_view host, bool soft);
+  // RFC 9111 §4.4: an unsafe request's target, noted from its head; invalidated on a non-error response, here
+  // and (through the regional tier) on every node.
+  void note_unsafe(const http::RequestHead& h);
+  void invalidate_target(unsigned status);
   // A body slice for the next gathered write, chunk-framed when `chunked`; and the last-chunk marker.
   void add_body(std::string_view b, bool chunked);
   void add_last_chunk();
@@ -260,6 +268,7 @@ class Connection {
   std::string client_ip_;
   std::string cache_key_, cache_variant_;   // the request's cache keys (reused buffers)
   std::string regional_key_;                // the Redis key of a planned regional lookup
+  std::string unsafe_host_, unsafe_path_;   // an unsafe request's target (note_unsafe)
   std::uint64_t cache_hash_ = 0;
   std::vector<http::Header> vary_scratch_;  // the Vary names of an entry as header fields, for vary_key()
   std::vector<std::shared_ptr<const cache::Entry>> hold_;  // entries whose bytes the pending write references

@@ -371,6 +371,7 @@ Awaitable<ProxyErrc> Connection::relay_response(Try& t) {
   extra.assign(trace_line_);
   if (rh.header("Date").empty()) extra.append(worker_.date_line());  // RFC 9110 §6.6.1
   const pipeline::CompiledRoute& route = *pending_.route;
+  if (pending_.invalidate) invalidate_target(rh.status);
   storing_ = false;
   if (route.cache && worker_.edge_cache()) {
     // RFC 9111 §3: may this response be stored? The request head is still intact (a cacheable request has no
@@ -380,7 +381,7 @@ Awaitable<ProxyErrc> Connection::relay_response(Try& t) {
     cs.fwd_status = rh.status;
     if (pending_.cacheable && !rh.no_body && !rh.until_close) {
       cache::RoutePolicy policy = route.cache_policy;
-      if (pending_.regional_private) policy.private_scope = false;  // stored per user, in the region only
+      if (pending_.regional_private) policy.private_scope = false, policy.per_user = true;  // per user, regional only
       const auto d = cache::decide(parser_.head(), rh, policy, std::time(nullptr));
       if (d.store && (!rh.content_length || *rh.content_length <= worker_.edge_cache_max_object())) {
         storing_ = begin_store(rh, d);

@@ -101,9 +101,12 @@ unsigned Connection::answer_purge(std::string& out, std::string_view date, http:
     else n = store->purge_path(lower_host, what, soft);
   }
   worker_.count_purge(kind == "path" ? 0 : kind == "prefix" ? 1 : 2, soft, n);
+  const std::string_view regional = regional_purge(kind, what, lower_host, soft);  // every node, and Redis
   spdlog::info("cache purge: {} {}{}{} → {} entr{}", kind, what, host.empty() ? "" : " host ", host,
                soft ? " (soft)" : "", n, n == 1 ? "y" : "ies");
-  append_json_response(out, 200, date, conn, "{\"purged\":" + std::to_string(n) + "}\n");
+  std::string body = "{\"purged\":" + std::to_string(n);
+  if (!regional.empty()) body.append(",\"regional\":\"").append(regional).append("\"");
+  append_json_response(out, 200, date, conn, body + "}\n");
   return 200;
 }
 

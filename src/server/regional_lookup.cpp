@@ -14,6 +14,8 @@
 
 #include <openssl/evp.h>
 
+#include <spdlog/spdlog.h>
+
 namespace virex::server {
 namespace {
 constexpr auto token = asio::as_tuple(kUseAwaitable);
@@ -161,6 +163,50 @@ void Connection::append_regional_status(std::string& out) {
   out.append("Cache-Status: ");
   cache::append_cache_status(out, cs, "virex-regional");
   out.append("\r\n");
+}
+
+std::string_view Connection::regional_purge(std::string_view kind, std::string_view what, std::string_view host,
+                                            bool soft) {
+  RegionalTier* tier = worker_.regional();
+  if (!tier) return {};
+  regional::Invalidation inv;
+  inv.kind = kind == "tag"      ? regional::Invalidation::Kind::tag
+             : kind == "prefix" ? regional::Invalidation::Kind::prefix
+                                : regional::Invalidation::Kind::path;
+  inv.host.assign(host);
+  inv.value.assign(what);
+  inv.soft = soft;
+  if (tier->purge(std::move(inv))) return "sent";
+  spdlog::warn("cache purge: the regional tier is unavailable; other nodes and Redis keep their copies");
+  return "unavailable";
+}
+
+void Connection::note_unsafe(const http::RequestHead& h) {
+  switch (h.method) {
+    case http::Method::post:
+    case http::Method::put:
+    case http::Method::delete_:
+    case http::Method::patch: break;
+    default: return;  // RFC 9110 §9.2.1: safe methods change nothing
+  }
+  pending_.invalidate = true;
+  unsafe_host_.assign(h.host);
+  for (char& c : unsafe_host_) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  unsafe_path_.assign(h.path);
+}
+
+void Connection::invalidate_target(unsigned status) {
+  // RFC 9111 §4.4: a non-error response to an unsafe method invalidates the target URI's stored responses.
+  pending_.invalidate = false;
+  if (status < 200 || status >= 400) return;
+  if (cache::Store* store = worker_.edge_cache()) store->purge_path(unsafe_host_, unsafe_path_, false);
+  if (RegionalTier* tier = worker_.regional()) {
+    regional::Invalidation inv;
+    inv.kind = regional::Invalidation::Kind::path;
+    inv.host = unsafe_host_;
+    inv.value = unsafe_path_;
+    tier->purge(std::move(inv));
+  }
 }
 
 std::string_view Connection::regional_log() const noexcept {

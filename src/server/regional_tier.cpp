@@ -23,6 +23,7 @@ regional::ClientOptions client_options(const config::RegionalCache& c) {
   o.host = c.host;
   o.port = c.port;
   o.unix_path = c.unix_path;
+  for (const auto& f : c.fallbacks) o.fallbacks.push_back({f.host, f.port, f.unix_path});
   o.pool = c.pool;
   o.connect_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(c.connect_timeout);
   o.command_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(c.timeout);
@@ -127,42 +128,72 @@ void RegionalTier::store(const cache::Entry& e, const std::string& key, config::
   const std::string_view set[] = {"SET", key, value_, "PX", pxs};
   client_.send(set);
   stores_[0].inc();
-  if (e.tags.empty()) return;
-  const std::string tag_ttl = std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(node_.cfg.tag_ttl).count());
-  std::string tag_key;
-  for (const std::string& tag : e.tags) {
-    tag_key.assign(node_.cfg.prefix).append("t:").append(tag);
-    const std::string_view sadd[] = {"SADD", tag_key, key};
+  // The indexes purges go through: the path (any host: a purge may name none) and each tag. Each index lives
+  // tag_ttl (>= the longest regional_ttl), refreshed by every store; a member whose entry expired is harmless.
+  const std::string index_ttl =
+      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(node_.cfg.tag_ttl).count());
+  std::string index;
+  auto add = [&](std::string_view kind, std::string_view name) {
+    index.assign(node_.cfg.prefix).append(kind).append(name);
+    const std::string_view sadd[] = {"SADD", index, key};
     client_.send(sadd);
-    const std::string_view expire[] = {"PEXPIRE", tag_key, tag_ttl};
+    const std::string_view expire[] = {"PEXPIRE", index, index_ttl};
     client_.send(expire);
-  }
+  };
+  if (!e.path.empty()) add("k:", e.path);
+  for (const std::string& tag : e.tags) add("t:", tag);
 }
 
-void RegionalTier::publish(regional::Invalidation inv) {
+bool RegionalTier::purge(regional::Invalidation inv) {
+  if (!client_.connected() || client_.breaker_state() == regional::Breaker::State::open) return false;
+  // KEYS[1]: the index set (mode "set") or unused; ARGV: mode, channel, payload, SCAN pattern (mode "scan").
+  // Standalone Redis (no Cluster): the script touches the keys the indexes name.
+  static constexpr std::string_view kScript = R"lua(
+local n = 0
+local function purge_set(k)
+  local ks = redis.call('SMEMBERS', k)
+  for i = 1, #ks, 500 do redis.call('DEL', unpack(ks, i, math.min(i + 499, #ks))) end
+  redis.call('DEL', k)
+  n = n + #ks
+end
+if ARGV[1] == 'set' then
+  purge_set(KEYS[1])
+else
+  local cursor = '0'
+  repeat
+    local r = redis.call('SCAN', cursor, 'MATCH', ARGV[4], 'COUNT', 1000)
+    cursor = r[1]
+    for _, k in ipairs(r[2]) do purge_set(k) end
+  until cursor == '0'
+end
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return n)lua";
   inv.node = node_.instance;
   inv.sequence = node_.sequence.fetch_add(1, std::memory_order_relaxed) + 1;
   inv.issued_unix_ms = unix_ms();
   const std::string payload = regional::encode_invalidation(inv);
-  const std::string_view argv[] = {"PUBLISH", node_.channel, payload};
+  const std::string& prefix = node_.cfg.prefix;
+  std::string index, pattern;
+  const char* mode = "set";
+  switch (inv.kind) {
+    case regional::Invalidation::Kind::tag: index = prefix + "t:" + inv.value; break;
+    case regional::Invalidation::Kind::path: index = prefix + "k:" + inv.value; break;
+    case regional::Invalidation::Kind::prefix:
+    case regional::Invalidation::Kind::all:
+      mode = "scan";
+      index = prefix + "k:";
+      pattern = index;
+      for (char c : inv.kind == regional::Invalidation::Kind::all ? std::string() : inv.value) {
+        if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') pattern.push_back('\\');  // glob-escape
+        pattern.push_back(c);
+      }
+      pattern.push_back('*');
+      break;
+  }
+  const std::string_view argv[] = {"EVAL", kScript, "1", index, mode, node_.channel, payload, pattern};
   client_.send(argv);
   invalidations_[0].inc();
-}
-
-void RegionalTier::purge_tag(const std::string& tag) {
-  // One Lua call: the index and every key it names go in one step on the server (no round trip in between).
-  static constexpr std::string_view kScript =
-      "local ks = redis.call('SMEMBERS', KEYS[1]) "
-      "for i = 1, #ks, 500 do redis.call('DEL', unpack(ks, i, math.min(i + 499, #ks))) end "
-      "redis.call('DEL', KEYS[1]) return #ks";
-  const std::string tag_key = node_.cfg.prefix + "t:" + tag;
-  const std::string_view argv[] = {"EVAL", kScript, "1", tag_key};
-  client_.send(argv);
-}
-
-void RegionalTier::erase(const std::string& key) {
-  const std::string_view argv[] = {"DEL", key};
-  client_.send(argv);
+  return true;
 }
 
 void RegionalTier::on_invalidation(std::string_view payload) {

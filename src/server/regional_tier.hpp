@@ -45,12 +45,12 @@ class RegionalTier {
   // set gets the key, its lifetime extended to tag_ttl). Fire-and-forget; skipped (counted) when the encoded
   // entry is over max_value_bytes or the breaker is open.
   void store(const cache::Entry& e, const std::string& key, config::Duration ttl);
-  // Publishes `inv` (our instance id and next sequence filled in) on the invalidation channel.
-  void publish(regional::Invalidation inv);
-  // Deletes every key a tag indexes, and the index (SMEMBERS, then DEL in one round trip).
-  void purge_tag(const std::string& tag);
-  // Deletes one regional key.
-  void erase(const std::string& key);
+  // A purge for the whole region: deletes the regional copies `inv` names (through the tag index `t:<tag>`,
+  // the path index `k:<path>`, or for a prefix every path index under it, found by SCAN) and then publishes
+  // `inv` (our instance id and next sequence filled in) on the invalidation channel — in one Lua script, so no
+  // node can refill its edge from a copy the purge has not deleted yet. Fire-and-forget; false when the tier
+  // is unavailable (nothing sent; other nodes will not hear of it).
+  bool purge(regional::Invalidation inv);
 
   void count(RegionalResult r) { lookups_[static_cast<std::size_t>(r)].inc(); }
   observe::CounterRef& invalidations_applied() { return invalidations_[2]; }

@@ -411,6 +411,12 @@ void Server::reload() {
   const config::Config& next = loaded.snapshot->config;
   if (next.node.workers && next.node.workers != workers_.size())
     spdlog::warn("reload: node.workers changed to {}; takes effect on restart", next.node.workers);
+  if (const auto& rc = next.cache.regional;
+      rc.enabled != (regional_ != nullptr) ||
+      (regional_ && (rc.address != regional_->cfg.address || rc.prefix != regional_->cfg.prefix ||
+                     rc.pool != regional_->cfg.pool || rc.timeout != regional_->cfg.timeout ||
+                     rc.max_value_bytes != regional_->cfg.max_value_bytes || rc.tag_ttl != regional_->cfg.tag_ttl)))
+    spdlog::warn("reload: cache.regional changed; takes effect on restart");
 
   // Listener diff by identity (name, address, admin): new ones are bound here, before anything changes.
   std::map<std::string, const config::Listener*> old_set, new_set;

@@ -46,6 +46,9 @@ struct RoutePolicy {
   // freshness, RFC 9111 §4.2.2).
   std::optional<std::chrono::seconds> edge_ttl;
   bool private_scope = false;     // route `scope: private`: nothing is stored in the shared edge cache
+  // A per-user store (a private route's regional copy, keyed by the user's identity): `Cache-Control: private`
+  // responses may be stored there (RFC 9111 §5.2.2.7: a private cache may store them).
+  bool per_user = false;
   bool store_set_cookie = false;  // store responses carrying Set-Cookie (they are not stored otherwise)
   std::chrono::seconds negative_ttl{10};  // 404/410 without an explicit lifetime (0: not stored); capped by edge_ttl
   std::chrono::seconds default_swr{0};    // stale-while-revalidate when the response gives none

@@ -362,9 +362,15 @@ struct RegionalCache {
   bool enabled = false;                        // true when `cache.regional.redis` is present
   // redis:
   std::string address = "127.0.0.1:6379";      // default 127.0.0.1:6379: "host:port" (IPv4, [IPv6] or a DNS name,
-  std::string host = "127.0.0.1";              //   resolved off the workers) or "unix:/path"; split into these
-  std::uint16_t port = 6379;
-  std::string unix_path;
+  std::string host = "127.0.0.1";              //   resolved off the workers) or "unix:/path"; split into these.
+  std::uint16_t port = 6379;                   //   Or a list of up to 8: the first is used, the others in turn
+  std::string unix_path;                       //   after a failed connect (`address` then joins them with ", ")
+  struct Fallback {
+    std::string host;
+    std::uint16_t port = 6379;
+    std::string unix_path;
+  };
+  std::vector<Fallback> fallbacks;             // default none: the list's 2nd.. entries
   unsigned pool = 1;                           // default 1 (1..16): connections per worker (pipelined)
   Duration timeout = std::chrono::milliseconds(50);           // default 50ms: per command (a GET waits at most this)
   Duration connect_timeout = std::chrono::milliseconds(250);  // default 250ms: resolve + connect

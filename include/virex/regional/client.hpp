@@ -50,6 +50,13 @@ struct ClientOptions {
   std::string host = "127.0.0.1";   // IP literal or DNS name (resolved off the loop); or a unix socket path
   std::uint16_t port = 6379;        //   when `unix_path` is set
   std::string unix_path;
+  // Further servers (e.g. a replica promoted by Sentinel-less failover), tried in turn after a failed connect.
+  struct Address {
+    std::string host;
+    std::uint16_t port = 6379;
+    std::string unix_path;
+  };
+  std::vector<Address> fallbacks;
   unsigned pool = 1;                // connections (pipelining makes one enough for most loads)
   std::chrono::milliseconds connect_timeout{250};   // resolve + TCP connect
   std::chrono::milliseconds command_timeout{100};   // per command; on expiry the connection is reset

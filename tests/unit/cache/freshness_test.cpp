@@ -227,6 +227,11 @@ INSTANTIATE_TEST_SUITE_P(
         DecideCase{"NoStoreBeatsPrivate", cc("private, no-store"), refused("no_store")},
         DecideCase{"PrivateScopeRoute", kMaxAge60, refused("private_scope"),
                    with(policy(60), [](RoutePolicy& p) { p.private_scope = true; })},
+        // A per-user store (a private route's regional copy) is a private cache: `private` may be stored there.
+        DecideCase{"PrivateInPerUserStore", cc("private, max-age=60"), stored(60),
+                   with(policy(), [](RoutePolicy& p) { p.per_user = true; })},
+        DecideCase{"NoStoreEvenPerUser", cc("private, no-store"), refused("no_store"),
+                   with(policy(), [](RoutePolicy& p) { p.per_user = true; })},
         DecideCase{"AuthorizationAlone", kMaxAge60, refused("authorization"), policy(), 200,
                    {{"Authorization", "Bearer x"}}},
         DecideCase{"AuthorizationPublic", cc("public, max-age=60"), stored(60), policy(), 200,

@@ -1549,6 +1549,14 @@ routes:
   const Config v6 = load_ok(std::string(kListener) + "cache: {regional: {redis: {address: \"[::1]:7000\"}}}\n");
   EXPECT_EQ(v6.cache.regional.host, "::1");
   EXPECT_EQ(v6.cache.regional.port, 7000);
+  const Config list = load_ok(std::string(kListener) +
+                              "cache: {regional: {redis: {address: [\"10.0.0.5:6379\", \"unix:/run/r.sock\", \"r2:6380\"]}}}\n");
+  EXPECT_EQ(list.cache.regional.host, "10.0.0.5");
+  ASSERT_EQ(list.cache.regional.fallbacks.size(), 2u);
+  EXPECT_EQ(list.cache.regional.fallbacks[0].unix_path, "/run/r.sock");
+  EXPECT_EQ(list.cache.regional.fallbacks[1].host, "r2");
+  EXPECT_EQ(list.cache.regional.fallbacks[1].port, 6380);
+  EXPECT_EQ(list.cache.regional.address, "10.0.0.5:6379, unix:/run/r.sock, r2:6380");
 }
 
 const std::string kRedisAddress = "expected host:port (an IPv4 address, [IPv6 address] or DNS name) or unix:/path";
@@ -1563,6 +1571,10 @@ INSTANTIATE_TEST_SUITE_P(
                   2, 37, kRedisAddress},
         ErrorCase{"AddressBadPort", L("cache: {regional: {redis: {address: \"h:70000\"}}}\n"),
                   "cache.regional.redis.address", 2, 37, "the port must be between 1 and 65535"},
+        ErrorCase{"AddressEmptyList", L("cache: {regional: {redis: {address: []}}}\n"), "cache.regional.redis.address",
+                  2, 37, "expected at least one address"},
+        ErrorCase{"AddressBadListItem", L("cache: {regional: {redis: {address: [\"a:1\", b]}}}\n"),
+                  "cache.regional.redis.address[1]", 2, 45, kRedisAddress},
         ErrorCase{"AddressRelativeUnix", L("cache: {regional: {redis: {address: \"unix:r.sock\"}}}\n"),
                   "cache.regional.redis.address", 2, 37, "expected unix:/absolute/path"},
         ErrorCase{"PoolTooBig", L("cache: {regional: {redis: {pool: 17}}}\n"), "cache.regional.redis.pool", 2, 34,

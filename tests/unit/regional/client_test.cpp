@@ -289,6 +289,22 @@ TEST(RegionalClient, SubscriberGetsMessagesAndReportsResubscription) {
   ASSERT_TRUE(loop.until([&] { return messages.size() == 2; }));
 }
 
+TEST(RegionalClient, FailsOverToTheNextAddress) {
+  virex::test::RedisProcess redis;
+  Loop loop;
+  auto o = options(virex::test::free_port());  // nothing listens on the primary
+  o.fallbacks.push_back({"127.0.0.1", static_cast<std::uint16_t>(redis.port()), ""});
+  o.breaker.failures = 100;
+  Client c(loop.io.get_executor(), o);
+  c.start();
+  ASSERT_TRUE(loop.until([&] { return c.connected(); }));
+  EXPECT_GE(c.stats().connect_failures, 1u);
+  Outcome r;
+  issue(c, {"PING"}, r);
+  ASSERT_TRUE(loop.until([&] { return r.done; }));
+  EXPECT_FALSE(r.ec) << r.ec.message();
+}
+
 TEST(RegionalClient, ResolvesNamesOffTheLoop) {
   virex::test::RedisProcess redis;
   Loop loop;
