@@ -106,6 +106,19 @@ unsigned status_of(shard::QueryErrc e, std::string_view sqlstate) {
   return 500;
 }
 
+// sqlcommenter (google.github.io/sqlcommenter): /*traceparent='00-<trace id>-<span id>-<flags>'*/.
+std::string sql_comment(const char (&trace_id)[32], const std::array<std::uint8_t, 8>& span, std::uint8_t flags) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string c = "/*traceparent='00-";
+  c.append(trace_id, 32).push_back('-');
+  for (std::uint8_t b : span) c.push_back(kHex[b >> 4]), c.push_back(kHex[b & 15]);
+  c.push_back('-');
+  c.push_back(kHex[flags >> 4]);
+  c.push_back(kHex[flags & 15]);
+  c.append("'*/");
+  return c;
+}
+
 }  // namespace
 
 void Connection::capture_query_args(const http::RequestHead& h, const pipeline::Match& m) {
@@ -227,6 +240,27 @@ Awaitable<void> Connection::query() {
   deadline_ = worker_.coarse_now() + 2 * (pool.acquire_timeout + pool.statement_timeout + pool.connect_timeout) +
               std::chrono::seconds(5);
   const bool read = q.reads();
+  // Tracing: one client span per shard statement; a sampled trace's statements carry its traceparent.
+  const bool sampled = p.has_trace && (p.head_sampled || (p.trace.flags & 1));
+  const std::size_t nshards = q.shard_by ? 1 : db->shard_count();
+  std::vector<std::string> comments;
+  if (p.has_trace && (worker_.tracing() || sampled)) {
+    p.db_spans.resize(nshards);
+    for (auto& span : p.db_spans) {
+      span.span_id = worker_.new_trace().parent_id;
+      if (sampled) comments.push_back(sql_comment(p.trace_id, span.span_id, static_cast<std::uint8_t>(p.trace.flags | 1)));
+    }
+  }
+  const auto record_span = [&](std::size_t i, std::int64_t shard_id, const shard::QueryOutcome& o) {
+    if (i >= p.db_spans.size()) return;
+    auto& span = p.db_spans[i];
+    span.start_ns = o.start_unix_ns;
+    span.end_ns = o.end_unix_ns;
+    span.shard = shard_id;
+    span.replica = o.role == shard::Role::replica;
+    span.endpoint = o.endpoint;
+    span.error = o.error == shard::QueryErrc::none ? std::string_view() : shard::to_string(o.error);
+  };
   shard::ResultSet rows;
   std::string missing;  // partial fan-out: the shards that did not answer
   if (q.shard_by) {
@@ -237,7 +271,10 @@ Awaitable<void> Connection::query() {
                            "no_shard");
       co_return done();
     }
-    shard::QueryOutcome out = co_await db->query(*shard, read, q.sql, std::move(values), q.max_rows);
+    // (A local, not a conditional temporary in the co_await: GCC 12 destroys such a temporary twice.)
+    std::string comment = comments.empty() ? std::string() : std::move(comments.front());
+    shard::QueryOutcome out = co_await db->query(*shard, read, q.sql, std::move(values), q.max_rows, std::move(comment));
+    record_span(0, snapshot->config.databases.shards[*shard].id, out);
     if (out.error != shard::QueryErrc::none) {
       const unsigned status = status_of(out.error, out.sqlstate);
       std::string extra = "Proxy-Status: virex-edge; error=";
@@ -251,7 +288,9 @@ Awaitable<void> Connection::query() {
     }
     rows = std::move(out.rows);
   } else {
-    std::vector<shard::QueryOutcome> outs = co_await db->query_all(read, q.sql, std::move(values), q.max_rows);
+    std::vector<shard::QueryOutcome> outs = co_await db->query_all(read, q.sql, std::move(values), q.max_rows,
+                                                                   std::move(comments));
+    for (std::size_t i = 0; i < outs.size(); ++i) record_span(i, snapshot->config.databases.shards[i].id, outs[i]);
     std::vector<shard::ResultSet> parts;
     const shard::QueryOutcome* first_error = nullptr;
     for (std::size_t i = 0; i < outs.size(); ++i) {

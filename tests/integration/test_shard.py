@@ -5,7 +5,7 @@ writes go to the primary and answer 201 with RETURNING rows, types survive into 
 import json
 import unittest
 
-from harness import DaemonTestCase, basic_config, http_request
+from harness import DaemonTestCase, basic_config, http_request, wait_until
 from pgcluster import PgCluster
 
 CLUSTER = None
@@ -335,6 +335,52 @@ class CacheTest(DaemonTestCase):
         r, _ = get_json(d.public, f"/v1/customers/{cid}/orders", method="POST", body={"total_cents": 1})
         self.assertRegex(get_json(d.public, "/v1/customers/1008/orders")[0].header("Cache-Status", ""),
                          r"^virex-edge; hit")
+
+
+TRACED_ROUTES = """  - name: seen
+    match: {path: /v1/seen, method: GET}
+    query:
+      sql: "SELECT current_query() AS q, inet_server_port() AS port"
+  - name: seen_one
+    match: {path: "/v1/seen/{customer_id}", method: GET}
+    query:
+      sql: "SELECT current_query() AS q, $1::bigint AS c"
+      params: ["customer_id:int64"]
+      shard_by: customer_id
+"""
+
+
+class TracingTest(DaemonTestCase):
+    def test_sqlcommenter_traceparent_and_a_span_per_shard(self):
+        from test_trace_export import CALLER_SPAN, CALLER_TRACE, Receiver
+        rx = Receiver()
+        self.addCleanup(rx.close)
+        cfg = config(CLUSTER, TRACED_ROUTES).replace(
+            "observability: {log_level: info}",
+            f'observability: {{log_level: info, tracing: {{otlp_endpoint: "127.0.0.1:{rx.port}", sample_ratio: 0}}}}')
+        d = self.daemon(cfg)
+        r, doc = get_json(d.public, "/v1/seen", headers=[("traceparent", f"00-{CALLER_TRACE}-{CALLER_SPAN}-01")])
+        self.assertEqual(r.status, 200, r.describe())
+        self.assertEqual(len(doc["rows"]), 3)
+        wait_until(lambda: len(rx.of_trace(CALLER_TRACE)) >= 4, what="server span + three shard spans")
+        spans = rx.of_trace(CALLER_TRACE)
+        server = [s for s in spans if s["kind"] == 2][0]
+        clients = [s for s in spans if s["kind"] == 3]
+        self.assertEqual(sorted(c["name"] for c in clients), ["query seen shard 0", "query seen shard 1",
+                                                             "query seen shard 2"])
+        self.assertTrue(all(c["parent_span_id"] == server["span_id"] for c in clients))
+        # Each shard saw the traceparent naming its own span (sqlcommenter), bound parameters untouched.
+        comments = sorted(row["q"].split("/*traceparent='")[1].split("'*/")[0] for row in doc["rows"])
+        self.assertEqual(comments, sorted(f"00-{CALLER_TRACE}-{c['span_id']}-01" for c in clients))
+        one_trace = "5" * 32
+        r, doc = get_json(d.public, "/v1/seen/1004", headers=[("traceparent", f"00-{one_trace}-{CALLER_SPAN}-01")])
+        self.assertIn(f"/*traceparent='00-{one_trace}-", doc["rows"][0]["q"])
+        self.assertEqual(doc["rows"][0]["c"], 1004)
+        # Not sampled: no comment (the statement stays prepared).
+        r, doc = get_json(d.public, "/v1/seen/1004", headers=[("traceparent", f"00-{'6' * 32}-{CALLER_SPAN}-00")])
+        self.assertNotIn("traceparent", doc["rows"][0]["q"])
+        r, doc = get_json(d.public, "/v1/seen/1004")
+        self.assertNotIn("traceparent", doc["rows"][0]["q"])
 
 
 if __name__ == "__main__":
