@@ -3,9 +3,10 @@ single-shard routing lands on the shard that holds the customer (checked with pe
 port), parameters are typed and bound (400 naming the parameter, never spliced), a customer outside the map is 404,
 writes go to the primary and answer 201 with RETURNING rows, types survive into JSON."""
 import json
+import os
 import unittest
 
-from harness import DaemonTestCase, basic_config, http_request, wait_until
+from harness import DaemonTestCase, basic_config, http_request, run_edge, wait_until
 from pgcluster import PgCluster
 
 CLUSTER = None
@@ -381,6 +382,63 @@ class TracingTest(DaemonTestCase):
         self.assertNotIn("traceparent", doc["rows"][0]["q"])
         r, doc = get_json(d.public, "/v1/seen/1004")
         self.assertNotIn("traceparent", doc["rows"][0]["q"])
+
+
+class ToolsTest(unittest.TestCase):
+    """`virex-edge shards migrate FILE.sql` and `virex-edge shards check` (libpqxx) on the real shards."""
+
+    def setUp(self):
+        import tempfile
+        self.tmp = tempfile.mkdtemp(prefix="virex-tools-")
+        self.cfg = os.path.join(self.tmp, "edge.yaml")
+        with open(self.cfg, "w") as f:
+            f.write('listeners: [{name: p, address: "127.0.0.1:1"}]\n' + CLUSTER.databases_yaml())
+
+    def tearDown(self):
+        import shutil
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def test_migrate_applies_to_every_primary_and_reaches_the_replica(self):
+        sql = os.path.join(self.tmp, "m.sql")
+        with open(sql, "w") as f:
+            f.write("CREATE TABLE IF NOT EXISTS migrated (x int);\nINSERT INTO migrated VALUES (1), (2);\n")
+        cp = run_edge("shards", "migrate", sql, "--config", self.cfg, timeout=60)
+        self.assertEqual(cp.returncode, 0, cp.stdout + cp.stderr)
+        self.assertIn("3/3 shards migrated", cp.stdout)
+        for p in CLUSTER.primaries:
+            self.assertEqual(p.query("SELECT count(*) FROM migrated")[0][0], 2)
+        CLUSTER.wait_replica_caught_up()
+        self.assertEqual(CLUSTER.replica.query("SELECT count(*) FROM migrated")[0][0], 2)
+        # A file that fails on a shard: named, non-zero exit, and that shard's transaction rolled back.
+        with open(sql, "w") as f:
+            f.write("INSERT INTO migrated VALUES (3); SELECT 1/0;\n")
+        cp = run_edge("shards", "migrate", sql, "--config", self.cfg, timeout=60)
+        self.assertEqual(cp.returncode, 1, cp.stdout + cp.stderr)
+        self.assertIn("shard 0: failed: ", cp.stderr)
+        self.assertIn("division by zero", cp.stderr)
+        self.assertEqual(CLUSTER.primaries[0].query("SELECT count(*) FROM migrated")[0][0], 2)
+
+    def test_check_reports_every_endpoint(self):
+        cp = run_edge("shards", "check", "--config", self.cfg, timeout=60)
+        self.assertEqual(cp.returncode, 0, cp.stdout + cp.stderr)
+        self.assertIn("customers 1..3000", cp.stdout)
+        for i in range(3):
+            self.assertIn(f"shard {i} primary 127.0.0.1:{CLUSTER.primaries[i].port}: ok, customers outside", cp.stdout)
+        self.assertRegex(cp.stdout, rf"shard 0 replica 127.0.0.1:{CLUSTER.replica.port} \(r\): ok, receiver streaming")
+        self.assertIn("all endpoints ok", cp.stdout)
+        # A "replica" that is a primary, and a customer row in the wrong shard, are problems.
+        with open(self.cfg, "w") as f:
+            f.write('listeners: [{name: p, address: "127.0.0.1:1"}]\n' + CLUSTER.databases_yaml().replace(
+                f'replicas: ["{CLUSTER.replica.dsn}"]', f'replicas: ["{CLUSTER.primaries[1].dsn}"]'))
+        CLUSTER.primaries[2].query("INSERT INTO customers (id, name, region) VALUES (5, 'misplaced', 'eu')")
+        try:
+            cp = run_edge("shards", "check", "--config", self.cfg, timeout=60)
+        finally:
+            CLUSTER.primaries[2].query("DELETE FROM customers WHERE id = 5")
+        self.assertEqual(cp.returncode, 1, cp.stdout + cp.stderr)
+        self.assertIn("NOT A REPLICA", cp.stdout)
+        self.assertIn("customers outside [2001, 3000]: 1", cp.stdout)
+        self.assertIn("2 problem(s)", cp.stdout)
 
 
 if __name__ == "__main__":
