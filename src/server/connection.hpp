@@ -160,7 +160,8 @@ class Connection {
   // edge cache). Suspends on the database pools only.
   Awaitable<void> query();
   void capture_query_args(const http::RequestHead& h, const pipeline::Match& m);
-  void queue_query_response(unsigned status, std::string_view body, std::string_view extra, std::string_view error);
+  void queue_query_response(unsigned status, std::string_view body, std::string_view extra, std::string_view error,
+                            std::string_view content_type = {});
 
   // ---- reverse proxy (proxy.cpp) ----
   // The exchange for the request whose head process() stopped at: upstream tries (with retries), request body

@@ -22,6 +22,7 @@ namespace virex::server {
 namespace {
 
 constexpr std::string_view kJson = "application/json";
+constexpr std::string_view kProtobuf = "application/x-protobuf";
 
 // `{name}` in `tpl` replaced by the capture of that name.
 std::string expand(std::string_view tpl, const std::vector<std::pair<std::string, std::string>>& captures) {
@@ -134,13 +135,13 @@ void Connection::capture_query_args(const http::RequestHead& h, const pipeline::
 }
 
 void Connection::queue_query_response(unsigned status, std::string_view body, std::string_view extra,
-                                      std::string_view error) {
+                                      std::string_view error, std::string_view content_type) {
   const bool head_only = pending_.method == http::Method::head;
   std::string headers(extra);
   headers.append(trace_line_);
   const std::size_t from = scratch_.size();
-  http::append_body_response(scratch_, status, kJson, body, worker_.date_line(), connection_header(), head_only,
-                             headers);
+  http::append_body_response(scratch_, status, content_type.empty() ? kJson : content_type, body,
+                             worker_.date_line(), connection_header(), head_only, headers);
   add_scratch(from);
   finish_request(status, scratch_.size() - from, head_only ? 0 : body.size(), error);
 }
@@ -329,15 +330,23 @@ Awaitable<void> Connection::query() {
       }
     }
   }
+  // Accept: application/x-protobuf → virex.query.v1.Result (proto/virex/query/v1/result.proto); else JSON.
+  const bool protobuf = q_accept_.find("application/x-protobuf") != std::string::npos;
+  const std::string_view content_type = protobuf ? kProtobuf : kJson;
   std::string body_text;
-  shard::append_json(body_text, rows);
-  body_text.push_back('\n');
+  if (protobuf) {
+    shard::append_protobuf(body_text, rows);
+  } else {
+    shard::append_json(body_text, rows);
+    body_text.push_back('\n');
+  }
   const unsigned status = read ? 200 : 201;
   std::string extra;
   if (!missing.empty()) extra.append("Virex-Missing-Shards: ").append(missing).append("\r\n");
   const bool store = p.cacheable && route.cache && route.cache_policy.edge_ttl && missing.empty() && worker_.edge_cache() &&
                      body_text.size() <= worker_.edge_cache_max_object();
   if (route.cache) {
+    extra.append("Vary: Accept\r\n");  // JSON and protobuf answers are separate variants
     cache::CacheStatus cs;
     cs.fwd = p.fwd;
     cs.stored = store;
@@ -353,12 +362,20 @@ Awaitable<void> Connection::query() {
     e->status = 200;
     e->stored_at = std::chrono::steady_clock::now();
     e->ttl = static_cast<std::uint32_t>(route.cache_policy.edge_ttl->count());
-    e->head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body_text.size()) + "\r\n";
+    e->head = "HTTP/1.1 200 OK\r\nContent-Type: " + std::string(content_type) + "\r\nVary: Accept\r\nContent-Length: " +
+              std::to_string(body_text.size()) + "\r\n";
+    e->vary = {"accept"};
+    // The variant key from the Accept this request sent (the head's views are gone: a stand-in head).
+    const std::array<http::Header, 1> accept = {http::Header{"Accept", q_accept_}};
+    const std::array<http::Header, 1> vary = {http::Header{"Vary", "accept"}};
+    http::RequestHead stand_in;
+    if (!q_accept_.empty()) stand_in.headers = accept;  // no Accept: keyed as absent, as the lookup does
+    cache::vary_key(e->variant_key, stand_in, vary);
     e->body = body_text;
     for (const std::string& tag : route.cache->tags) e->tags.push_back(expand(tag, q_captures_));
     worker_.edge_cache()->insert(std::move(e), cache_hash_);
   }
-  queue_query_response(status, body_text, extra, {});
+  queue_query_response(status, body_text, extra, {}, content_type);
   done();
 }
 

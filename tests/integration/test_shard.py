@@ -384,6 +384,48 @@ class TracingTest(DaemonTestCase):
         self.assertNotIn("traceparent", doc["rows"][0]["q"])
 
 
+def protoc_decode(data):
+    """virex.query.v1.Result bytes → protoc's text format (the real protobuf decoder, from the .proto file)."""
+    import subprocess
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    cp = subprocess.run(["protoc", "--decode=virex.query.v1.Result", f"--proto_path={root}/proto",
+                         f"{root}/proto/virex/query/v1/result.proto"], input=data, capture_output=True, timeout=30)
+    assert cp.returncode == 0, cp.stderr
+    return cp.stdout.decode()
+
+
+class ProtobufTest(DaemonTestCase):
+    def test_accept_protobuf_gets_the_same_rows_in_protobuf(self):
+        d = self.daemon(config(CLUSTER, CACHED_ROUTES + ROUTES.replace("name: orders", "name: orders2")
+                               .replace('"/v1/customers/{customer_id}/orders", method: GET', '"/v2/{customer_id}/orders", method: GET'))
+                        + "cache: {edge: {max_bytes: 16MiB}}\n")
+        pb = [("Accept", "application/x-protobuf")]
+        r = http_request(d.public, "GET", "/v2/1002/orders", headers=pb)
+        self.assertEqual(r.status, 200, r.describe())
+        self.assertEqual(r.header("Content-Type"), "application/x-protobuf")
+        text = protoc_decode(r.body)
+        want = CLUSTER.primaries[1].query("SELECT id, total_cents, amount::text FROM orders WHERE customer_id = 1002 ORDER BY id")
+        self.assertIn('columns: "id"', text)
+        self.assertIn('columns: "created_at"', text)
+        for oid, cents, amount in want:
+            self.assertIn(f"int_value: {oid}\n", text)
+            self.assertIn(f"int_value: {cents}\n", text)
+            self.assertIn(f'numeric_value: "{amount}"', text)
+        self.assertEqual(text.count("rows {"), len(want))
+        self.assertIn("timestamp_micros: ", text)
+        # A cached route keeps the two encodings apart (Vary: Accept).
+        j1, _ = get_json(d.public, "/v1/customers/1009/orders")
+        p1 = http_request(d.public, "GET", "/v1/customers/1009/orders", headers=pb)
+        j2, doc = get_json(d.public, "/v1/customers/1009/orders")
+        p2 = http_request(d.public, "GET", "/v1/customers/1009/orders", headers=pb)
+        self.assertEqual((j1.header("Content-Type"), j2.header("Content-Type")), ("application/json",) * 2)
+        self.assertEqual((p1.header("Content-Type"), p2.header("Content-Type")), ("application/x-protobuf",) * 2)
+        self.assertRegex(j2.header("Cache-Status", ""), r"^virex-edge; hit")
+        self.assertRegex(p2.header("Cache-Status", ""), r"^virex-edge; hit")
+        self.assertEqual(p1.body, p2.body)
+        self.assertEqual(protoc_decode(p2.body).count("rows {"), len(doc["rows"]))
+
+
 class ToolsTest(unittest.TestCase):
     """`virex-edge shards migrate FILE.sql` and `virex-edge shards check` (libpqxx) on the real shards."""
 

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "virex/query/v1/result.pb.h"
+
 namespace virex::shard {
 namespace {
 
@@ -195,6 +197,39 @@ TEST(Merge, AggregateOverNoRowsAndRowCap) {
   ResultSet capped;
   EXPECT_FALSE(merge(parts, concat, 0, 2, capped, why));
   EXPECT_NE(why.find("max_rows"), std::string::npos);
+}
+
+TEST(Protobuf, DecodesWithTheGeneratedCode) {
+  ResultSet rs;
+  rs.columns = {"id", "name", "amount", "paid", "at", "none", "real", "doc"};
+  rs.rows.push_back({I(-300), T(std::string(200, 'x')), Value::numeric("-0.50"), decode(16, "t"),
+                     decode(1184, "2025-01-01 00:00:00.000001+00"), Value::null(), Value::real(2.5), decode(114, "{}")});
+  rs.rows.push_back({I(9223372036854775807LL), T(""), Value::numeric("1"), decode(16, "f"), Value::null(), Value::null(),
+                     Value::real(-0.0), decode(3802, "[]")});
+  std::string bytes;
+  append_protobuf(bytes, rs);
+  virex::query::v1::Result r;
+  ASSERT_TRUE(r.ParseFromString(bytes));
+  ASSERT_EQ(r.columns_size(), 8);
+  EXPECT_EQ(r.columns(2), "amount");
+  ASSERT_EQ(r.rows_size(), 2);
+  const auto& a = r.rows(0);
+  ASSERT_EQ(a.values_size(), 8);
+  EXPECT_EQ(a.values(0).int_value(), -300);
+  EXPECT_EQ(a.values(1).text_value(), std::string(200, 'x'));
+  EXPECT_EQ(a.values(2).numeric_value(), "-0.50");
+  EXPECT_TRUE(a.values(3).has_bool_value());
+  EXPECT_TRUE(a.values(3).bool_value());
+  EXPECT_EQ(a.values(4).timestamp_micros(), 1735689600000001LL);
+  EXPECT_TRUE(a.values(5).null_value());
+  EXPECT_EQ(a.values(6).real_value(), 2.5);
+  EXPECT_EQ(a.values(7).json_value(), "{}");
+  const auto& b = r.rows(1);
+  EXPECT_EQ(b.values(0).int_value(), 9223372036854775807LL);
+  EXPECT_TRUE(b.values(1).has_text_value());
+  EXPECT_TRUE(b.values(3).has_bool_value());
+  EXPECT_FALSE(b.values(3).bool_value());
+  EXPECT_TRUE(b.values(4).null_value());
 }
 
 }  // namespace
