@@ -447,8 +447,10 @@ void Connection::on_head() {
   p.invalidate = false;
   p.regional_span.present = false;
   if (p.route && p.route->cache && worker_.edge_cache()) cache_lookup(h);
-  const bool proxied = p.route && p.route->upstream && !p.hit;  // the upstream gets a traceparent (W3C §3.2)
+  // The upstream gets a traceparent (W3C §3.2); a query route's statements a sqlcommenter comment.
+  const bool proxied = p.route && (p.route->upstream || p.route->query) && !p.hit;
   p.up_span.present = false;
+  p.db_spans.clear();
   if (!listener_->admin && (worker_.access_log_enabled() || !trace_header.empty() || proxied || worker_.tracing())) {
     const std::string_view tp = h.header("traceparent");
     const auto ctx = tp.empty() ? std::nullopt : observe::parse_traceparent(tp);
@@ -793,6 +795,24 @@ void Connection::export_spans(unsigned status, std::string_view error, std::chro
     if (!u.endpoint.empty()) c.attributes.emplace_back("server.address", u.endpoint);
     if (u.status) c.int_attributes.emplace_back("http.response.status_code", u.status);
     c.int_attributes.emplace_back("upstream.tries", u.tries);
+  }
+  for (const Pending::DbSpan& d : p.db_spans) {
+    // A query route's statement on one shard: a client span under the server span (its id is the parent the
+    // statement's sqlcommenter traceparent named).
+    observe::Span& c = spans.emplace_back();
+    c.trace_id = p.trace.trace_id;
+    c.span_id = d.span_id;
+    c.parent_span_id = p.span_id;
+    c.name.assign("query ").append(route).append(" shard ").append(std::to_string(d.shard));
+    c.kind = observe::SpanKind::client;
+    c.start_unix_ns = d.start_ns;
+    c.end_unix_ns = std::max(d.end_ns, d.start_ns);
+    c.error = !d.error.empty();
+    if (c.error) c.status_message.assign(d.error);
+    c.attributes.emplace_back("db.system", "postgresql");
+    c.attributes.emplace_back("virex.shard.role", d.replica ? "replica" : "primary");
+    if (!d.endpoint.empty()) c.attributes.emplace_back("server.address", d.endpoint);
+    c.int_attributes.emplace_back("virex.shard.id", static_cast<std::uint64_t>(d.shard));
   }
   worker_.export_spans(spans);
 }

@@ -69,6 +69,14 @@ class Connection {
       std::string_view cluster, endpoint, error;
       unsigned tries = 0;
     } up_span;
+    struct DbSpan {                            // one shard statement of a query route (a client span each)
+      std::array<std::uint8_t, 8> span_id{};
+      std::uint64_t start_ns = 0, end_ns = 0;  // unix ns
+      std::int64_t shard = 0;
+      bool replica = false;
+      std::string_view endpoint, error;        // endpoint: the pool's label; error: a static outcome name
+    };
+    std::vector<DbSpan> db_spans;
     char trace_id[32] = {};  // W3C trace id (hex) when tracing output is on (access log, response header)
     const upstream::EndpointState* upstream = nullptr;  // the last endpoint tried (access log)
     // Edge cache (a route with `cache:`): the entry a GET/HEAD is answered from, or the reason it went forward.
@@ -190,7 +198,8 @@ class Connection {
   // edge cache). Suspends on the database pools only.
   Awaitable<void> query();
   void capture_query_args(const http::RequestHead& h, const pipeline::Match& m);
-  void queue_query_response(unsigned status, std::string_view body, std::string_view extra, std::string_view error);
+  void queue_query_response(unsigned status, std::string_view body, std::string_view extra, std::string_view error,
+                            std::string_view content_type = {});
 
   // ---- reverse proxy (proxy.cpp) ----
   // The exchange for the request whose head process() stopped at: upstream tries (with retries), request body

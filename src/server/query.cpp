@@ -22,6 +22,7 @@ namespace virex::server {
 namespace {
 
 constexpr std::string_view kJson = "application/json";
+constexpr std::string_view kProtobuf = "application/x-protobuf";
 
 // `{name}` in `tpl` replaced by the capture of that name.
 std::string expand(std::string_view tpl, const std::vector<std::pair<std::string, std::string>>& captures) {
@@ -106,6 +107,19 @@ unsigned status_of(shard::QueryErrc e, std::string_view sqlstate) {
   return 500;
 }
 
+// sqlcommenter (google.github.io/sqlcommenter): /*traceparent='00-<trace id>-<span id>-<flags>'*/.
+std::string sql_comment(const char (&trace_id)[32], const std::array<std::uint8_t, 8>& span, std::uint8_t flags) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string c = "/*traceparent='00-";
+  c.append(trace_id, 32).push_back('-');
+  for (std::uint8_t b : span) c.push_back(kHex[b >> 4]), c.push_back(kHex[b & 15]);
+  c.push_back('-');
+  c.push_back(kHex[flags >> 4]);
+  c.push_back(kHex[flags & 15]);
+  c.append("'*/");
+  return c;
+}
+
 }  // namespace
 
 void Connection::capture_query_args(const http::RequestHead& h, const pipeline::Match& m) {
@@ -121,13 +135,13 @@ void Connection::capture_query_args(const http::RequestHead& h, const pipeline::
 }
 
 void Connection::queue_query_response(unsigned status, std::string_view body, std::string_view extra,
-                                      std::string_view error) {
+                                      std::string_view error, std::string_view content_type) {
   const bool head_only = pending_.method == http::Method::head;
   std::string headers(extra);
   headers.append(trace_line_);
   const std::size_t from = scratch_.size();
-  http::append_body_response(scratch_, status, kJson, body, worker_.date_line(), connection_header(), head_only,
-                             headers);
+  http::append_body_response(scratch_, status, content_type.empty() ? kJson : content_type, body,
+                             worker_.date_line(), connection_header(), head_only, headers);
   add_scratch(from);
   finish_request(status, scratch_.size() - from, head_only ? 0 : body.size(), error);
 }
@@ -227,6 +241,27 @@ Awaitable<void> Connection::query() {
   deadline_ = worker_.coarse_now() + 2 * (pool.acquire_timeout + pool.statement_timeout + pool.connect_timeout) +
               std::chrono::seconds(5);
   const bool read = q.reads();
+  // Tracing: one client span per shard statement; a sampled trace's statements carry its traceparent.
+  const bool sampled = p.has_trace && (p.head_sampled || (p.trace.flags & 1));
+  const std::size_t nshards = q.shard_by ? 1 : db->shard_count();
+  std::vector<std::string> comments;
+  if (p.has_trace && (worker_.tracing() || sampled)) {
+    p.db_spans.resize(nshards);
+    for (auto& span : p.db_spans) {
+      span.span_id = worker_.new_trace().parent_id;
+      if (sampled) comments.push_back(sql_comment(p.trace_id, span.span_id, static_cast<std::uint8_t>(p.trace.flags | 1)));
+    }
+  }
+  const auto record_span = [&](std::size_t i, std::int64_t shard_id, const shard::QueryOutcome& o) {
+    if (i >= p.db_spans.size()) return;
+    auto& span = p.db_spans[i];
+    span.start_ns = o.start_unix_ns;
+    span.end_ns = o.end_unix_ns;
+    span.shard = shard_id;
+    span.replica = o.role == shard::Role::replica;
+    span.endpoint = o.endpoint;
+    span.error = o.error == shard::QueryErrc::none ? std::string_view() : shard::to_string(o.error);
+  };
   shard::ResultSet rows;
   std::string missing;  // partial fan-out: the shards that did not answer
   if (q.shard_by) {
@@ -237,7 +272,10 @@ Awaitable<void> Connection::query() {
                            "no_shard");
       co_return done();
     }
-    shard::QueryOutcome out = co_await db->query(*shard, read, q.sql, std::move(values), q.max_rows);
+    // (A local, not a conditional temporary in the co_await: GCC 12 destroys such a temporary twice.)
+    std::string comment = comments.empty() ? std::string() : std::move(comments.front());
+    shard::QueryOutcome out = co_await db->query(*shard, read, q.sql, std::move(values), q.max_rows, std::move(comment));
+    record_span(0, snapshot->config.databases.shards[*shard].id, out);
     if (out.error != shard::QueryErrc::none) {
       const unsigned status = status_of(out.error, out.sqlstate);
       std::string extra = "Proxy-Status: virex-edge; error=";
@@ -251,7 +289,9 @@ Awaitable<void> Connection::query() {
     }
     rows = std::move(out.rows);
   } else {
-    std::vector<shard::QueryOutcome> outs = co_await db->query_all(read, q.sql, std::move(values), q.max_rows);
+    std::vector<shard::QueryOutcome> outs = co_await db->query_all(read, q.sql, std::move(values), q.max_rows,
+                                                                   std::move(comments));
+    for (std::size_t i = 0; i < outs.size(); ++i) record_span(i, snapshot->config.databases.shards[i].id, outs[i]);
     std::vector<shard::ResultSet> parts;
     const shard::QueryOutcome* first_error = nullptr;
     for (std::size_t i = 0; i < outs.size(); ++i) {
@@ -290,15 +330,23 @@ Awaitable<void> Connection::query() {
       }
     }
   }
+  // Accept: application/x-protobuf → virex.query.v1.Result (proto/virex/query/v1/result.proto); else JSON.
+  const bool protobuf = q_accept_.find("application/x-protobuf") != std::string::npos;
+  const std::string_view content_type = protobuf ? kProtobuf : kJson;
   std::string body_text;
-  shard::append_json(body_text, rows);
-  body_text.push_back('\n');
+  if (protobuf) {
+    shard::append_protobuf(body_text, rows);
+  } else {
+    shard::append_json(body_text, rows);
+    body_text.push_back('\n');
+  }
   const unsigned status = read ? 200 : 201;
   std::string extra;
   if (!missing.empty()) extra.append("Virex-Missing-Shards: ").append(missing).append("\r\n");
   const bool store = p.cacheable && route.cache && route.cache_policy.edge_ttl && missing.empty() && worker_.edge_cache() &&
                      body_text.size() <= worker_.edge_cache_max_object();
   if (route.cache) {
+    extra.append("Vary: Accept\r\n");  // JSON and protobuf answers are separate variants
     cache::CacheStatus cs;
     cs.fwd = p.fwd;
     cs.stored = store;
@@ -314,12 +362,20 @@ Awaitable<void> Connection::query() {
     e->status = 200;
     e->stored_at = std::chrono::steady_clock::now();
     e->ttl = static_cast<std::uint32_t>(route.cache_policy.edge_ttl->count());
-    e->head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body_text.size()) + "\r\n";
+    e->head = "HTTP/1.1 200 OK\r\nContent-Type: " + std::string(content_type) + "\r\nVary: Accept\r\nContent-Length: " +
+              std::to_string(body_text.size()) + "\r\n";
+    e->vary = {"accept"};
+    // The variant key from the Accept this request sent (the head's views are gone: a stand-in head).
+    const std::array<http::Header, 1> accept = {http::Header{"Accept", q_accept_}};
+    const std::array<http::Header, 1> vary = {http::Header{"Vary", "accept"}};
+    http::RequestHead stand_in;
+    if (!q_accept_.empty()) stand_in.headers = accept;  // no Accept: keyed as absent, as the lookup does
+    cache::vary_key(e->variant_key, stand_in, vary);
     e->body = body_text;
     for (const std::string& tag : route.cache->tags) e->tags.push_back(expand(tag, q_captures_));
     worker_.edge_cache()->insert(std::move(e), cache_hash_);
   }
-  queue_query_response(status, body_text, extra, {});
+  queue_query_response(status, body_text, extra, {}, content_type);
   done();
 }
 

@@ -198,9 +198,10 @@ struct Databases::Impl : std::enable_shared_from_this<Databases::Impl> {
   Awaitable<std::shared_ptr<PgConn>> acquire(Endpoint& ep, std::chrono::steady_clock::time_point deadline, QueryErrc& err);
   Awaitable<bool> connect(std::shared_ptr<PgConn> c);
   Awaitable<void> run(Endpoint& ep, std::string sql, std::vector<std::string> params, std::size_t max_rows,
-                      QueryOutcome& out);
+                      QueryOutcome& out, std::string comment = {});
   Endpoint* pick_replica(std::size_t shard);
-  void send(PgConn& c, Request& r, const std::string& sql, const std::vector<std::string>& params);
+  void send(PgConn& c, Request& r, const std::string& sql, const std::vector<std::string>& params,
+            const std::string& comment);
   void flush(const std::shared_ptr<PgConn>& c);
   static void on_readable(PgConn& c);
   void start_lag_loop();
@@ -358,7 +359,8 @@ Endpoint* Databases::Impl::endpoint(const std::string& dsn, Role role, std::size
   return ep;
 }
 
-void Databases::Impl::send(PgConn& c, Request& r, const std::string& sql, const std::vector<std::string>& params) {
+void Databases::Impl::send(PgConn& c, Request& r, const std::string& sql, const std::vector<std::string>& params,
+                          const std::string& comment) {
   const std::uint64_t h = fnv1a(sql);
   char name[24];
   std::snprintf(name, sizeof name, "v%016llx", static_cast<unsigned long long>(h));
@@ -367,15 +369,22 @@ void Databases::Impl::send(PgConn& c, Request& r, const std::string& sql, const 
   for (const std::string& p : params) values.push_back(p.c_str());
   const int n = static_cast<int>(params.size());
   bool ok = true;
-  if (!c.prepared.count(h)) {
+  if (!comment.empty()) {
+    // sqlcommenter: the comment makes the text unique per request, so it runs as the unnamed statement.
+    const std::string text = sql + " " + comment;
+    ok = PQsendQueryParams(c.pg, text.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0) == 1;
+    if (ok) c.fifo.push_back({Op::Kind::query, &r});
+  } else if (!c.prepared.count(h)) {
     ok = PQsendPrepare(c.pg, name, sql.c_str(), n, nullptr) == 1;
     if (ok) {
       c.prepared.insert(h);
       c.fifo.push_back({Op::Kind::prepare, &r, h});
     }
   }
-  ok = ok && PQsendQueryPrepared(c.pg, name, n, values.data(), nullptr, nullptr, 0) == 1;
-  if (ok) c.fifo.push_back({Op::Kind::query, &r});
+  if (comment.empty()) {
+    ok = ok && PQsendQueryPrepared(c.pg, name, n, values.data(), nullptr, nullptr, 0) == 1;
+    if (ok) c.fifo.push_back({Op::Kind::query, &r});
+  }
   ok = ok && PQpipelineSync(c.pg) == 1;
   if (ok) c.fifo.push_back({Op::Kind::sync, &r});
   ++c.in_flight;
@@ -551,7 +560,7 @@ Awaitable<std::shared_ptr<PgConn>> Databases::Impl::acquire(Endpoint& ep, std::c
 }
 
 Awaitable<void> Databases::Impl::run(Endpoint& ep, std::string sql, std::vector<std::string> params,
-                                     std::size_t max_rows, QueryOutcome& out) {
+                                     std::size_t max_rows, QueryOutcome& out, std::string comment) {
   auto self = shared_from_this();
   const auto start = std::chrono::steady_clock::now();
   out.role = ep.role;
@@ -567,7 +576,7 @@ Awaitable<void> Databases::Impl::run(Endpoint& ep, std::string sql, std::vector<
     r.max_rows = max_rows;
     r.conn = conn;
     depth = conn->in_flight + 1;
-    send(*conn, r, sql, params);
+    send(*conn, r, sql, params, comment);
     if (!r.done) {
       flush(conn);
       r.wake.expires_at(std::chrono::steady_clock::now() + cfg.pool.statement_timeout + kClientSlack);
@@ -685,10 +694,19 @@ void Databases::configure(const config::Databases& cfg) {
   d.start_lag_loop();
 }
 
+namespace {
+std::uint64_t unix_ns() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+}  // namespace
+
 Awaitable<QueryOutcome> Databases::query(std::size_t shard, bool read, std::string sql, std::vector<std::string> params,
-                                         std::size_t max_rows) {
+                                         std::size_t max_rows, std::string comment) {
   auto impl = impl_;  // this coroutine keeps the state alive
+  const std::uint64_t started = unix_ns();
   QueryOutcome out;
+  out.start_unix_ns = started;
   if (impl->closed || shard >= impl->shards.size()) {
     out.error = QueryErrc::unavailable;
     out.message = "no such shard";
@@ -696,19 +714,25 @@ Awaitable<QueryOutcome> Databases::query(std::size_t shard, bool read, std::stri
   }
   if (read) {
     if (Endpoint* r = impl->pick_replica(shard)) {
-      co_await impl->run(*r, sql, params, max_rows, out);
+      co_await impl->run(*r, sql, params, max_rows, out, comment);
       // A replica that failed before answering (down, connection lost, pool exhausted): the read is idempotent,
       // so the primary answers it instead of the client seeing the failure.
       const bool replica_failed = out.error == QueryErrc::unavailable || out.error == QueryErrc::connection_lost ||
                                   out.error == QueryErrc::pool_timeout || out.error == QueryErrc::overloaded ||
                                   (out.error == QueryErrc::sql_error && out.sqlstate.starts_with("57"));
-      if (!replica_failed) co_return out;
+      if (!replica_failed) {
+        out.start_unix_ns = started;
+        out.end_unix_ns = unix_ns();
+        co_return out;
+      }
       if (out.error == QueryErrc::unavailable || out.error == QueryErrc::connection_lost) r->lag = -1;
       out = QueryOutcome{};
       out.retried_on_primary = true;
     }
   }
-  co_await impl->run(*impl->shards[shard].primary, std::move(sql), std::move(params), max_rows, out);
+  co_await impl->run(*impl->shards[shard].primary, std::move(sql), std::move(params), max_rows, out, std::move(comment));
+  out.start_unix_ns = started;
+  out.end_unix_ns = unix_ns();
   co_return out;
 }
 
@@ -721,8 +745,9 @@ struct FanState {
 };
 
 Awaitable<void> fan_one(std::shared_ptr<FanState> st, std::shared_ptr<Databases::Impl> keep, Databases* db,
-                        std::size_t shard, bool read, std::string sql, std::vector<std::string> params, std::size_t max_rows) {
-  st->outs[shard] = co_await db->query(shard, read, std::move(sql), std::move(params), max_rows);
+                        std::size_t shard, bool read, std::string sql, std::vector<std::string> params, std::size_t max_rows,
+                        std::string comment) {
+  st->outs[shard] = co_await db->query(shard, read, std::move(sql), std::move(params), max_rows, std::move(comment));
   if (--st->pending == 0) st->done.cancel();
 }
 }  // namespace
@@ -730,12 +755,15 @@ Awaitable<void> fan_one(std::shared_ptr<FanState> st, std::shared_ptr<Databases:
 std::size_t Databases::shard_count() const noexcept { return impl_->shards.size(); }
 
 Awaitable<std::vector<QueryOutcome>> Databases::query_all(bool read, std::string sql, std::vector<std::string> params,
-                                                          std::size_t max_rows) {
+                                                          std::size_t max_rows, std::vector<std::string> comments) {
   auto impl = impl_;
   const std::size_t n = impl->shards.size();
   auto st = std::make_shared<FanState>(impl->ex, n);
-  for (std::size_t i = 0; i < n; ++i)
-    asio::co_spawn(impl->ex, fan_one(st, impl, this, i, read, sql, params, max_rows), asio::detached);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::string comment;
+    if (i < comments.size()) comment = comments[i];
+    asio::co_spawn(impl->ex, fan_one(st, impl, this, i, read, sql, params, max_rows, std::move(comment)), asio::detached);
+  }
   // Each shard's query ends within acquire_timeout + statement_timeout (+ slack, and a primary retry for reads);
   // this bound only guards against a bug.
   const auto bound = 2 * (impl->cfg.pool.acquire_timeout + impl->cfg.pool.statement_timeout + impl->cfg.pool.connect_timeout) +

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace virex::shard {
 namespace {
@@ -277,6 +278,86 @@ void append_json(std::string& out, const ResultSet& rs) {
     out.push_back('}');
   }
   out.append("]}");
+}
+
+namespace {
+// Protocol Buffers wire format (protobuf.dev/programming-guides/encoding): varints, length-delimited fields.
+void put_varint(std::string& out, std::uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+std::size_t varint_size(std::uint64_t v) {
+  std::size_t n = 1;
+  while (v >= 0x80) v >>= 7, ++n;
+  return n;
+}
+constexpr std::uint64_t zigzag(std::int64_t v) {
+  return (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63);
+}
+std::size_t string_field_size(std::size_t len) { return 1 + varint_size(len) + len; }
+
+// The encoded size of a Value message (not counting its own tag and length).
+std::size_t value_size(const Value& v) {
+  using K = Value::Kind;
+  switch (v.kind) {
+    case K::null:
+    case K::boolean: return 2;
+    case K::integer: return 1 + varint_size(zigzag(v.i));
+    case K::real: return 9;
+    case K::timestamp: return 1 + varint_size(static_cast<std::uint64_t>(v.i));
+    case K::numeric:
+    case K::text:
+    case K::json: return string_field_size(v.s.size());
+  }
+  return 0;
+}
+
+void put_string(std::string& out, unsigned field, std::string_view s) {
+  out.push_back(static_cast<char>(field << 3 | 2));
+  put_varint(out, s.size());
+  out.append(s);
+}
+
+void put_value(std::string& out, const Value& v) {
+  using K = Value::Kind;
+  switch (v.kind) {
+    case K::null: out.append("\x08\x01", 2); return;
+    case K::boolean: out.push_back(0x10), out.push_back(v.b ? 1 : 0); return;
+    case K::integer: out.push_back(0x18), put_varint(out, zigzag(v.i)); return;
+    case K::real: {
+      out.push_back(0x21);
+      std::uint64_t bits;
+      std::memcpy(&bits, &v.d, 8);
+      for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(bits >> (8 * i)));  // little-endian fixed64
+      return;
+    }
+    case K::numeric: return put_string(out, 5, v.s);
+    case K::text: return put_string(out, 6, v.s);
+    case K::timestamp: out.push_back(0x38), put_varint(out, static_cast<std::uint64_t>(v.i)); return;
+    case K::json: return put_string(out, 8, v.s);
+  }
+}
+}  // namespace
+
+void append_protobuf(std::string& out, const ResultSet& rs) {
+  for (const std::string& c : rs.columns) put_string(out, 1, c);
+  for (const Row& row : rs.rows) {
+    std::size_t row_size = 0;
+    for (const Value& v : row) {
+      const std::size_t n = value_size(v);
+      row_size += 1 + varint_size(n) + n;
+    }
+    out.push_back(0x12);  // Result.rows = 2, length-delimited
+    put_varint(out, row_size);
+    for (const Value& v : row) {
+      out.push_back(0x0a);  // Row.values = 1
+      put_varint(out, value_size(v));
+      put_value(out, v);
+    }
+  }
 }
 
 bool add_decimal(std::string_view a, std::string_view b, std::string& out) {

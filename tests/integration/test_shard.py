@@ -3,9 +3,10 @@ single-shard routing lands on the shard that holds the customer (checked with pe
 port), parameters are typed and bound (400 naming the parameter, never spliced), a customer outside the map is 404,
 writes go to the primary and answer 201 with RETURNING rows, types survive into JSON."""
 import json
+import os
 import unittest
 
-from harness import DaemonTestCase, basic_config, http_request
+from harness import DaemonTestCase, basic_config, http_request, run_edge, wait_until
 from pgcluster import PgCluster
 
 CLUSTER = None
@@ -335,6 +336,151 @@ class CacheTest(DaemonTestCase):
         r, _ = get_json(d.public, f"/v1/customers/{cid}/orders", method="POST", body={"total_cents": 1})
         self.assertRegex(get_json(d.public, "/v1/customers/1008/orders")[0].header("Cache-Status", ""),
                          r"^virex-edge; hit")
+
+
+TRACED_ROUTES = """  - name: seen
+    match: {path: /v1/seen, method: GET}
+    query:
+      sql: "SELECT current_query() AS q, inet_server_port() AS port"
+  - name: seen_one
+    match: {path: "/v1/seen/{customer_id}", method: GET}
+    query:
+      sql: "SELECT current_query() AS q, $1::bigint AS c"
+      params: ["customer_id:int64"]
+      shard_by: customer_id
+"""
+
+
+class TracingTest(DaemonTestCase):
+    def test_sqlcommenter_traceparent_and_a_span_per_shard(self):
+        from test_trace_export import CALLER_SPAN, CALLER_TRACE, Receiver
+        rx = Receiver()
+        self.addCleanup(rx.close)
+        cfg = config(CLUSTER, TRACED_ROUTES).replace(
+            "observability: {log_level: info}",
+            f'observability: {{log_level: info, tracing: {{otlp_endpoint: "127.0.0.1:{rx.port}", sample_ratio: 0}}}}')
+        d = self.daemon(cfg)
+        r, doc = get_json(d.public, "/v1/seen", headers=[("traceparent", f"00-{CALLER_TRACE}-{CALLER_SPAN}-01")])
+        self.assertEqual(r.status, 200, r.describe())
+        self.assertEqual(len(doc["rows"]), 3)
+        wait_until(lambda: len(rx.of_trace(CALLER_TRACE)) >= 4, what="server span + three shard spans")
+        spans = rx.of_trace(CALLER_TRACE)
+        server = [s for s in spans if s["kind"] == 2][0]
+        clients = [s for s in spans if s["kind"] == 3]
+        self.assertEqual(sorted(c["name"] for c in clients), ["query seen shard 0", "query seen shard 1",
+                                                             "query seen shard 2"])
+        self.assertTrue(all(c["parent_span_id"] == server["span_id"] for c in clients))
+        # Each shard saw the traceparent naming its own span (sqlcommenter), bound parameters untouched.
+        comments = sorted(row["q"].split("/*traceparent='")[1].split("'*/")[0] for row in doc["rows"])
+        self.assertEqual(comments, sorted(f"00-{CALLER_TRACE}-{c['span_id']}-01" for c in clients))
+        one_trace = "5" * 32
+        r, doc = get_json(d.public, "/v1/seen/1004", headers=[("traceparent", f"00-{one_trace}-{CALLER_SPAN}-01")])
+        self.assertIn(f"/*traceparent='00-{one_trace}-", doc["rows"][0]["q"])
+        self.assertEqual(doc["rows"][0]["c"], 1004)
+        # Not sampled: no comment (the statement stays prepared).
+        r, doc = get_json(d.public, "/v1/seen/1004", headers=[("traceparent", f"00-{'6' * 32}-{CALLER_SPAN}-00")])
+        self.assertNotIn("traceparent", doc["rows"][0]["q"])
+        r, doc = get_json(d.public, "/v1/seen/1004")
+        self.assertNotIn("traceparent", doc["rows"][0]["q"])
+
+
+def protoc_decode(data):
+    """virex.query.v1.Result bytes → protoc's text format (the real protobuf decoder, from the .proto file)."""
+    import subprocess
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    cp = subprocess.run(["protoc", "--decode=virex.query.v1.Result", f"--proto_path={root}/proto",
+                         f"{root}/proto/virex/query/v1/result.proto"], input=data, capture_output=True, timeout=30)
+    assert cp.returncode == 0, cp.stderr
+    return cp.stdout.decode()
+
+
+class ProtobufTest(DaemonTestCase):
+    def test_accept_protobuf_gets_the_same_rows_in_protobuf(self):
+        d = self.daemon(config(CLUSTER, CACHED_ROUTES + ROUTES.replace("name: orders", "name: orders2")
+                               .replace('"/v1/customers/{customer_id}/orders", method: GET', '"/v2/{customer_id}/orders", method: GET'))
+                        + "cache: {edge: {max_bytes: 16MiB}}\n")
+        pb = [("Accept", "application/x-protobuf")]
+        r = http_request(d.public, "GET", "/v2/1002/orders", headers=pb)
+        self.assertEqual(r.status, 200, r.describe())
+        self.assertEqual(r.header("Content-Type"), "application/x-protobuf")
+        text = protoc_decode(r.body)
+        want = CLUSTER.primaries[1].query("SELECT id, total_cents, amount::text FROM orders WHERE customer_id = 1002 ORDER BY id")
+        self.assertIn('columns: "id"', text)
+        self.assertIn('columns: "created_at"', text)
+        for oid, cents, amount in want:
+            self.assertIn(f"int_value: {oid}\n", text)
+            self.assertIn(f"int_value: {cents}\n", text)
+            self.assertIn(f'numeric_value: "{amount}"', text)
+        self.assertEqual(text.count("rows {"), len(want))
+        self.assertIn("timestamp_micros: ", text)
+        # A cached route keeps the two encodings apart (Vary: Accept).
+        j1, _ = get_json(d.public, "/v1/customers/1009/orders")
+        p1 = http_request(d.public, "GET", "/v1/customers/1009/orders", headers=pb)
+        j2, doc = get_json(d.public, "/v1/customers/1009/orders")
+        p2 = http_request(d.public, "GET", "/v1/customers/1009/orders", headers=pb)
+        self.assertEqual((j1.header("Content-Type"), j2.header("Content-Type")), ("application/json",) * 2)
+        self.assertEqual((p1.header("Content-Type"), p2.header("Content-Type")), ("application/x-protobuf",) * 2)
+        self.assertRegex(j2.header("Cache-Status", ""), r"^virex-edge; hit")
+        self.assertRegex(p2.header("Cache-Status", ""), r"^virex-edge; hit")
+        self.assertEqual(p1.body, p2.body)
+        self.assertEqual(protoc_decode(p2.body).count("rows {"), len(doc["rows"]))
+
+
+class ToolsTest(unittest.TestCase):
+    """`virex-edge shards migrate FILE.sql` and `virex-edge shards check` (libpqxx) on the real shards."""
+
+    def setUp(self):
+        import tempfile
+        self.tmp = tempfile.mkdtemp(prefix="virex-tools-")
+        self.cfg = os.path.join(self.tmp, "edge.yaml")
+        with open(self.cfg, "w") as f:
+            f.write('listeners: [{name: p, address: "127.0.0.1:1"}]\n' + CLUSTER.databases_yaml())
+
+    def tearDown(self):
+        import shutil
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def test_migrate_applies_to_every_primary_and_reaches_the_replica(self):
+        sql = os.path.join(self.tmp, "m.sql")
+        with open(sql, "w") as f:
+            f.write("CREATE TABLE IF NOT EXISTS migrated (x int);\nINSERT INTO migrated VALUES (1), (2);\n")
+        cp = run_edge("shards", "migrate", sql, "--config", self.cfg, timeout=60)
+        self.assertEqual(cp.returncode, 0, cp.stdout + cp.stderr)
+        self.assertIn("3/3 shards migrated", cp.stdout)
+        for p in CLUSTER.primaries:
+            self.assertEqual(p.query("SELECT count(*) FROM migrated")[0][0], 2)
+        CLUSTER.wait_replica_caught_up()
+        self.assertEqual(CLUSTER.replica.query("SELECT count(*) FROM migrated")[0][0], 2)
+        # A file that fails on a shard: named, non-zero exit, and that shard's transaction rolled back.
+        with open(sql, "w") as f:
+            f.write("INSERT INTO migrated VALUES (3); SELECT 1/0;\n")
+        cp = run_edge("shards", "migrate", sql, "--config", self.cfg, timeout=60)
+        self.assertEqual(cp.returncode, 1, cp.stdout + cp.stderr)
+        self.assertIn("shard 0: failed: ", cp.stderr)
+        self.assertIn("division by zero", cp.stderr)
+        self.assertEqual(CLUSTER.primaries[0].query("SELECT count(*) FROM migrated")[0][0], 2)
+
+    def test_check_reports_every_endpoint(self):
+        cp = run_edge("shards", "check", "--config", self.cfg, timeout=60)
+        self.assertEqual(cp.returncode, 0, cp.stdout + cp.stderr)
+        self.assertIn("customers 1..3000", cp.stdout)
+        for i in range(3):
+            self.assertIn(f"shard {i} primary 127.0.0.1:{CLUSTER.primaries[i].port}: ok, customers outside", cp.stdout)
+        self.assertRegex(cp.stdout, rf"shard 0 replica 127.0.0.1:{CLUSTER.replica.port} \(r\): ok, receiver streaming")
+        self.assertIn("all endpoints ok", cp.stdout)
+        # A "replica" that is a primary, and a customer row in the wrong shard, are problems.
+        with open(self.cfg, "w") as f:
+            f.write('listeners: [{name: p, address: "127.0.0.1:1"}]\n' + CLUSTER.databases_yaml().replace(
+                f'replicas: ["{CLUSTER.replica.dsn}"]', f'replicas: ["{CLUSTER.primaries[1].dsn}"]'))
+        CLUSTER.primaries[2].query("INSERT INTO customers (id, name, region) VALUES (5, 'misplaced', 'eu')")
+        try:
+            cp = run_edge("shards", "check", "--config", self.cfg, timeout=60)
+        finally:
+            CLUSTER.primaries[2].query("DELETE FROM customers WHERE id = 5")
+        self.assertEqual(cp.returncode, 1, cp.stdout + cp.stderr)
+        self.assertIn("NOT A REPLICA", cp.stdout)
+        self.assertIn("customers outside [2001, 3000]: 1", cp.stdout)
+        self.assertIn("2 problem(s)", cp.stdout)
 
 
 if __name__ == "__main__":

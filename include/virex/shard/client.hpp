@@ -45,6 +45,7 @@ struct QueryOutcome {
   Role role = Role::primary;   // where it ran
   std::string_view endpoint;   // the endpoint's label (host:port), valid while the snapshot lives
   bool retried_on_primary = false;  // a read whose replica failed and that ran again on the primary
+  std::uint64_t start_unix_ns = 0, end_unix_ns = 0;  // wall clock, for the request's trace span
 };
 
 // Per-endpoint figures for metrics (read on the worker thread by the metrics hook).
@@ -76,14 +77,17 @@ class Databases {
   // Runs `sql` ($1..$n bound to `params`, text format) on shard `shard` (an index into cfg.shards): `read` → a
   // qualifying replica, else (or when that replica fails before answering) the primary; a write → the primary.
   // Suspends until the result, an error, or statement_timeout. `sql` is prepared once per connection.
-  // `max_rows` bounds the rows kept. The returned endpoint label lives as long as this object.
+  // `max_rows` bounds the rows kept. The returned endpoint label lives as long as this object. A non-empty
+  // `comment` (sqlcommenter, e.g. "/*traceparent='…'*/") is appended to the statement, which then runs unnamed
+  // (a per-request text cannot be a prepared statement); sampled requests only, so the others stay prepared.
   Awaitable<QueryOutcome> query(std::size_t shard, bool read, std::string sql, std::vector<std::string> params,
-                                std::size_t max_rows);
+                                std::size_t max_rows, std::string comment = {});
 
   // The same statement on every shard in parallel (fan-out); one outcome per shard, in shard-map order.
   // Suspends until every shard has answered or failed (each within its own deadlines).
+  // `comments`: empty, or one per shard (see query()).
   Awaitable<std::vector<QueryOutcome>> query_all(bool read, std::string sql, std::vector<std::string> params,
-                                                 std::size_t max_rows);
+                                                 std::size_t max_rows, std::vector<std::string> comments = {});
   std::size_t shard_count() const noexcept;
 
   // Closes every connection and stops the lag probe (drain); queries after it fail with `unavailable`.

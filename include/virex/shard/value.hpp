@@ -63,6 +63,9 @@ void append_json(std::string& out, const Value& v);
 void append_json(std::string& out, const ResultSet& rs);
 void append_json_string(std::string& out, std::string_view s);
 
+// Appends `rs` as a virex.query.v1.Result message (proto/virex/query/v1/result.proto), encoded by hand.
+void append_protobuf(std::string& out, const ResultSet& rs);
+
 // Exact decimal sum of two numeric texts (up to 38 significant digits); false when either is no plain decimal
 // (NaN, too long), and the caller falls back to floating point.
 bool add_decimal(std::string_view a, std::string_view b, std::string& out);

@@ -256,6 +256,18 @@ TEST(Load, ShippedReferenceConfigIsValid) {
   EXPECT_EQ(config.observability.tracing.service_name, defaults.observability.tracing.service_name);
   EXPECT_EQ(config.observability.tracing.response_header, defaults.observability.tracing.response_header);
   EXPECT_FALSE(config.routes.empty());
+  // databases: the reference spells out the pool's and the lag settings' defaults.
+  const Databases db_defaults;
+  EXPECT_EQ(config.databases.pool.max_per_endpoint, db_defaults.pool.max_per_endpoint);
+  EXPECT_EQ(config.databases.pool.acquire_timeout, db_defaults.pool.acquire_timeout);
+  EXPECT_EQ(config.databases.pool.statement_timeout, db_defaults.pool.statement_timeout);
+  EXPECT_EQ(config.databases.pool.connect_timeout, db_defaults.pool.connect_timeout);
+  EXPECT_EQ(config.databases.pool.max_pipeline, db_defaults.pool.max_pipeline);
+  EXPECT_EQ(config.databases.pool.max_waiting, db_defaults.pool.max_waiting);
+  EXPECT_EQ(config.databases.max_lag, db_defaults.max_lag);
+  EXPECT_EQ(config.databases.lag_interval, db_defaults.lag_interval);
+  EXPECT_EQ(config.databases.version, db_defaults.version);
+  EXPECT_EQ(config.databases.shards.size(), 2u);
   // Its cluster spells every setting out at its default (health_check is present, which turns it on).
   ASSERT_EQ(config.upstreams.size(), 1u);
   const Upstream& web = config.upstreams[0];
