@@ -1,6 +1,7 @@
 // HTTP/2 connection on nghttp2 (see h2_connection.hpp). RFC 9113 §3.4 (preface), §5.2 (flow control), §6.8
 // (GOAWAY), §8.2.2 (connection-specific fields), §8.3 (request pseudo-header fields).
 #include "h2_connection.hpp"
+#include "h2_stream.hpp"
 
 #include <virex/admin/admin.hpp>
 #include <virex/cache/cache_status.hpp>
@@ -10,6 +11,9 @@
 #include <virex/upstream/balancer.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include <nghttp2/nghttp2.h>
 #include <spdlog/spdlog.h>
@@ -58,8 +62,8 @@ int cb_frame_recv(nghttp2_session*, const nghttp2_frame* f, void* ud) {
       [&] { return self_of(ud)->on_frame_recv(f->hd.type, f->hd.flags, f->hd.stream_id, f->hd.length, request); });
 }
 
-int cb_data(nghttp2_session*, std::uint8_t, std::int32_t id, const std::uint8_t*, std::size_t n, void* ud) {
-  return guarded([&] { return self_of(ud)->on_data(id, n); });
+int cb_data(nghttp2_session*, std::uint8_t, std::int32_t id, const std::uint8_t* data, std::size_t n, void* ud) {
+  return guarded([&] { return self_of(ud)->on_data_bytes(id, sv(data, n)); });
 }
 
 int cb_stream_close(nghttp2_session*, std::int32_t id, std::uint32_t error_code, void* ud) {
@@ -89,31 +93,6 @@ std::string_view trim(std::string_view s) {
 
 std::string_view http_method_name(http::Method m, std::string_view text) { return text.empty() ? "-" : text; }
 }  // namespace
-
-// ---- stream state -------------------------------------------------------------------------------------------
-
-struct H2Connection::Stream {
-  std::int32_t id = 0;
-  std::string method, path, authority, scheme;
-  std::vector<std::pair<std::string, std::string>> fields;  // regular request fields, names lower-case
-  std::size_t header_bytes = 0;   // RFC 9113 §6.5.2 accounting of the current header block
-  unsigned header_count = 0;
-  std::uint64_t bytes_in = 0;     // header block (accounted size) + body
-  bool responded = false, finished = false;
-  // the response
-  unsigned status = 0;
-  std::string owned;              // an owned response (admin page, error): HTTP/1.1 head + body
-  std::string_view body;          // into owned, a route's prepared body or a cache entry's
-  std::size_t body_off = 0;
-  bool body_owned = false;        // owned or pinned bytes (counted against max_stalled_bytes)
-  std::shared_ptr<const cache::Entry> hold;
-  const pipeline::CompiledRoute* route = nullptr;
-  std::string_view cache;         // access log: "edge=hit" …
-  std::string_view error;
-  std::size_t head_bytes = 0;
-  std::chrono::steady_clock::time_point start;
-  std::chrono::system_clock::time_point wall;
-};
 
 bool H2Connection::Bucket::take(unsigned rate, std::chrono::steady_clock::time_point now) {
   if (last == std::chrono::steady_clock::time_point{}) {
@@ -153,7 +132,8 @@ H2Connection::H2Connection(Worker& w, std::shared_ptr<ListenerState> l, ClientSt
       snapshot_(w.snapshot()),
       limits_(snapshot_->config.limits.http2),
       cleartext_(cleartext),
-      buf_(w.acquire_buffer()) {
+      buf_(w.acquire_buffer()),
+      wake_(w.io().get_executor()) {
   nghttp2_session_callbacks* cbs = nullptr;
   nghttp2_option* opt = nullptr;
   if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0) {
@@ -195,6 +175,8 @@ H2Connection::~H2Connection() {
 }
 
 void H2Connection::on_tick(std::chrono::steady_clock::time_point now) {
+  // A proxied exchange in progress bounds itself (the cluster's timeouts): the client may well be silent.
+  if (exchanges_ > 0) deadline_ = now + snapshot_->config.limits.idle_timeout;
   if (now < deadline_ || timed_out_) return;
   // Nothing read or written for idle_timeout (an idle connection, or a client that stopped reading with
   // streams open): GOAWAY and close.
@@ -255,6 +237,11 @@ Awaitable<bool> H2Connection::flush() {
   }
 }
 
+void H2Connection::wake() noexcept {
+  wake_pending_ = true;
+  wake_.cancel();
+}
+
 Awaitable<void> H2Connection::run(H2Connection* raw) {
   std::unique_ptr<H2Connection> self(raw);
   H2Connection& c = *self;
@@ -265,52 +252,87 @@ Awaitable<void> H2Connection::run(H2Connection* raw) {
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kInitialWindow},
   };
   nghttp2_submit_settings(c.session_, NGHTTP2_FLAG_NONE, iv, std::size(iv));
-  try {
-    for (;;) {
-      if (!co_await c.flush()) break;
-      if (c.breach_ != Breach::none) break;
-      if (!nghttp2_session_want_read(c.session_) && !nghttp2_session_want_write(c.session_)) break;
-      if ((c.draining_ || c.worker_.draining()) && !c.goaway_sent_) {
-        c.goaway(NGHTTP2_NO_ERROR, "drain");
-        continue;
-      }
-      auto [ec, n] = co_await c.stream_.async_read_some(asio::buffer(c.buf_.get(), kReadBufferSize), token);
-      if (ec) {
-        if (ec == asio::error::operation_aborted && c.draining_ && !c.timed_out_) continue;  // GOAWAY above
-        if (ec == asio::error::operation_aborted && c.timed_out_) {
-          c.goaway(NGHTTP2_NO_ERROR, "idle");
-          co_await c.flush();
-        }
-        break;
-      }
-      c.listener_->bytes_in.inc(n);
-      c.deadline_ = c.worker_.coarse_now() + c.snapshot_->config.limits.idle_timeout;
-      const ssize_t rv = nghttp2_session_mem_recv(c.session_, reinterpret_cast<const std::uint8_t*>(c.buf_.get()), n);
-      if (rv < 0) {
-        if (c.breach_ == Breach::none) {
-          switch (rv) {
-            case NGHTTP2_ERR_TOO_MANY_CONTINUATIONS: c.breach(Breach::continuation); break;
-            case NGHTTP2_ERR_TOO_MANY_SETTINGS: c.breach(Breach::settings_flood); break;
-            case NGHTTP2_ERR_FLOODED: c.breach(Breach::ping_flood); break;
-            case NGHTTP2_ERR_BAD_CLIENT_MAGIC: c.goaway(NGHTTP2_PROTOCOL_ERROR, "bad_preface"); break;
-            default: c.breach(Breach::protocol); break;
-          }
-        }
-        co_await c.flush();
-        break;
-      }
-      for (const std::int32_t id : c.ready_) {
-        auto it = c.streams_.find(id);
-        if (it != c.streams_.end() && !it->second->responded) c.respond(*it->second);
-      }
-      c.ready_.clear();
+  {
+    using namespace boost::asio::experimental::awaitable_operators;
+    co_await (c.reader() && c.writer());
+  }
+  // Proxied exchanges still running hold `this`: end them (their upstream sockets are cancelled) and wait.
+  c.closing_ = true;
+  while (c.exchanges_ > 0) {
+    boost::system::error_code ec;
+    for (auto& [id, st] : c.streams_) {
+      if (st->upstream) st->upstream->cancel(ec);
+      if (st->drained) st->drained->cancel();
     }
-  } catch (const std::exception& e) {
-    spdlog::error("h2 connection: {}", e.what());
+    c.wake_pending_ = false;
+    c.wake_.expires_at(std::chrono::steady_clock::time_point::max());
+    co_await c.wake_.async_wait(token);
   }
   boost::system::error_code ignored;
   c.stream_.shutdown(ClientStream::shutdown_both, ignored);
   c.stream_.close(ignored);
+}
+
+Awaitable<void> H2Connection::writer() {
+  for (;;) {
+    wake_pending_ = false;
+    if (!co_await flush()) break;
+    if (closing_ || breach_ != Breach::none) break;
+    if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_) && exchanges_ == 0) break;
+    if (wake_pending_) continue;
+    wake_.expires_at(std::chrono::steady_clock::time_point::max());
+    co_await wake_.async_wait(token);
+  }
+  // A write failed, a breach ended the connection, or the session is over: the reader stops too.
+  closing_ = true;
+  boost::system::error_code ec;
+  stream_.cancel(ec);
+}
+
+Awaitable<void> H2Connection::reader() {
+  try {
+    for (;;) {
+      if (closing_ || breach_ != Breach::none) break;
+      if (!nghttp2_session_want_read(session_)) break;
+      if ((draining_ || worker_.draining()) && !goaway_sent_) {
+        goaway(NGHTTP2_NO_ERROR, "drain");
+        wake();
+      }
+      auto [ec, n] = co_await stream_.async_read_some(asio::buffer(buf_.get(), kReadBufferSize), token);
+      if (ec) {
+        if (closing_) break;
+        if (ec == asio::error::operation_aborted && draining_ && !timed_out_) continue;  // GOAWAY above
+        if (ec == asio::error::operation_aborted && timed_out_) goaway(NGHTTP2_NO_ERROR, "idle");
+        break;
+      }
+      listener_->bytes_in.inc(n);
+      deadline_ = worker_.coarse_now() + snapshot_->config.limits.idle_timeout;
+      const ssize_t rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const std::uint8_t*>(buf_.get()), n);
+      if (rv < 0) {
+        if (breach_ == Breach::none) {
+          switch (rv) {
+            case NGHTTP2_ERR_TOO_MANY_CONTINUATIONS: breach(Breach::continuation); break;
+            case NGHTTP2_ERR_TOO_MANY_SETTINGS: breach(Breach::settings_flood); break;
+            case NGHTTP2_ERR_FLOODED: breach(Breach::ping_flood); break;
+            case NGHTTP2_ERR_BAD_CLIENT_MAGIC: goaway(NGHTTP2_PROTOCOL_ERROR, "bad_preface"); break;
+            default: breach(Breach::protocol); break;
+          }
+        }
+        break;
+      }
+      for (const std::int32_t id : ready_) {
+        auto it = streams_.find(id);
+        if (it != streams_.end() && !it->second->responded) respond(*it->second);
+      }
+      ready_.clear();
+      wake();
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("h2 connection: {}", e.what());
+  }
+  // Whatever is queued (a GOAWAY, the last responses) still goes out; then the writer ends.
+  closing_ = true;
+  wake();
 }
 
 // ---- nghttp2 events -----------------------------------------------------------------------------------------
@@ -327,7 +349,7 @@ int H2Connection::on_begin_frame(std::uint8_t type, std::uint8_t, std::size_t) {
 }
 
 int H2Connection::on_begin_headers(std::int32_t id) {
-  auto st = std::make_unique<Stream>();
+  auto st = std::make_shared<Stream>();
   st->id = id;
   st->start = std::chrono::steady_clock::now();
   if (worker_.access_log_enabled()) st->wall = std::chrono::system_clock::now();
@@ -395,8 +417,23 @@ int H2Connection::on_frame_recv(std::uint8_t type, std::uint8_t flags, std::int3
 }
 
 int H2Connection::on_data(std::int32_t id, std::size_t n) {
-  // Request bodies of locally answered routes are read (the window is refilled) and dropped.
   if (auto it = streams_.find(id); it != streams_.end()) it->second->bytes_in += n;
+  return 0;
+}
+
+int H2Connection::on_data_bytes(std::int32_t id, std::string_view data) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return 0;
+  Stream& st = *it->second;
+  st.bytes_in += data.size();
+  // Kept for a proxied route (bounded: past limits.max_body_bytes the request gets 413); dropped otherwise.
+  if (st.req_too_large) return 0;
+  if (st.req_body.size() + data.size() > snapshot_->config.limits.max_body_bytes) {
+    st.req_too_large = true;
+    std::string().swap(st.req_body);
+    return 0;
+  }
+  if (!st.path.empty()) st.req_body.append(data);
   return 0;
 }
 
@@ -404,10 +441,14 @@ int H2Connection::on_stream_close(std::int32_t id, std::uint32_t error_code) {
   auto it = streams_.find(id);
   if (it == streams_.end()) return 0;
   Stream& st = *it->second;
+  st.closed = true;
   if (st.responded && !st.finished) {
     st.error = error_code == NGHTTP2_NO_ERROR ? std::string_view{} : std::string_view("client_reset");
     finish(st);
   }
+  boost::system::error_code ec;
+  if (st.upstream) st.upstream->cancel(ec);  // a proxied exchange for a stream the client reset ends now
+  if (st.drained) st.drained->cancel();
   streams_.erase(it);
   return 0;
 }
@@ -416,6 +457,30 @@ long H2Connection::read_body(std::int32_t id, std::uint8_t* buf, std::size_t len
   auto it = streams_.find(id);
   if (it == streams_.end()) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   Stream& st = *it->second;
+  if (st.proxied) {
+    const std::size_t avail = st.pending.size() - st.pending_off;
+    if (avail == 0 && !st.upstream_eof) {
+      st.deferred = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+    const std::size_t n = std::min(length, avail);
+    std::memcpy(buf, st.pending.data() + st.pending_off, n);
+    st.pending_off += n;
+    st.body_off += n;
+    if (st.pending_off == st.pending.size()) {
+      st.pending.clear();
+      st.pending_off = 0;
+    } else if (st.pending_off > 32 * 1024) {
+      st.pending.erase(0, st.pending_off);
+      st.pending_off = 0;
+    }
+    if (st.drained) st.drained->cancel();  // room again: the exchange reads more from the upstream
+    if (st.upstream_eof && st.pending.empty()) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      finish(st);
+    }
+    return static_cast<long>(n);
+  }
   const std::size_t n = std::min(length, st.body.size() - st.body_off);
   std::memcpy(buf, st.body.data() + st.body_off, n);
   st.body_off += n;
@@ -432,9 +497,12 @@ std::size_t H2Connection::stalled_bytes() const {
   std::size_t total = 0;
   const bool conn_stalled = nghttp2_session_get_remote_window_size(session_) <= 0;
   for (const auto& [id, st] : streams_) {
-    if (!st->responded || !st->body_owned || st->body_off >= st->body.size()) continue;
-    if (conn_stalled || nghttp2_session_get_stream_remote_window_size(session_, id) <= 0)
-      total += st->body.size() - st->body_off + (st->hold ? st->hold->head.size() : 0);
+    if (!st->responded) continue;
+    const std::size_t held = st->proxied ? st->pending.size() - st->pending_off
+                             : st->body_owned && st->body_off < st->body.size()
+                                 ? st->body.size() - st->body_off + (st->hold ? st->hold->head.size() : 0)
+                                 : 0;
+    if (held && (conn_stalled || nghttp2_session_get_stream_remote_window_size(session_, id) <= 0)) total += held;
   }
   return total;
 }
@@ -550,11 +618,17 @@ void H2Connection::respond(Stream& st) {
     }
     st.cache = "edge=miss";
   }
-  st.error = "upstream_over_h2";
-  http::append_simple_response(st.owned, 502, date, "upstream routes are served over HTTP/1.1 only\n",
-                               http::ConnectionHeader::none, head_only,
-                               "Proxy-Status: virex-edge; error=http_protocol_error\r\n");
-  return owned_response(502);
+  if (st.req_too_large) {
+    http::append_simple_response(st.owned, 413, date, "request body too large\n", http::ConnectionHeader::none,
+                                 head_only);
+    st.error = "body_too_large";
+    return owned_response(413);
+  }
+  auto it = streams_.find(st.id);
+  if (it == streams_.end()) return;
+  st.proxied = true;
+  ++exchanges_;
+  asio::co_spawn(worker_.io(), proxy(it->second), asio::detached);
 }
 
 // Re-frames an HTTP/1.1 response head ("HTTP/1.1 200 OK\r\nName: value\r\n…") as HEADERS, and `body` as DATA.

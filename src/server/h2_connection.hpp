@@ -50,6 +50,7 @@ class H2Connection {
   int on_data(std::int32_t id, std::size_t n);
   int on_stream_close(std::int32_t id, std::uint32_t error_code);
   long read_body(std::int32_t id, std::uint8_t* buf, std::size_t length, std::uint32_t* flags);
+  int on_data_bytes(std::int32_t id, std::string_view data);
 
  private:
   enum class Breach : std::uint8_t {
@@ -63,7 +64,15 @@ class H2Connection {
     bool take(unsigned rate, std::chrono::steady_clock::time_point now);
   };
 
+  Awaitable<void> reader();                 // socket → nghttp2, requests answered or their exchanges started
+  Awaitable<void> writer();                 // nghttp2 → socket, whenever woken
+  void wake() noexcept;                     // something to send (a response, proxied bytes, GOAWAY)
   Awaitable<bool> flush();                  // everything nghttp2 has to send; false on a write error
+  // The reverse-proxy exchange of one stream (h2_upstream.cpp): the request (body buffered, bounded by
+  // limits.max_body_bytes) goes up as HTTP/1.1 on a pooled connection, the response comes back re-framed, its
+  // body streamed under the client's flow control with bounded buffering. Suspends; tracked by exchanges_.
+  Awaitable<void> proxy(std::shared_ptr<Stream> st);
+  void proxy_error(Stream& st, unsigned status, std::string_view error, std::string_view details);
   void breach(Breach b);                    // count, GOAWAY ENHANCE_YOUR_CALM / PROTOCOL_ERROR, stop reading
   void respond(Stream& st);                 // the pipeline for a complete request; queues the response
   void submit(Stream& st, std::string_view h1_head, std::string_view body);
@@ -79,7 +88,7 @@ class H2Connection {
   bool cleartext_;
   nghttp2_session* session_ = nullptr;
   std::list<H2Connection*>::iterator self_;
-  std::unordered_map<std::int32_t, std::unique_ptr<Stream>> streams_;
+  std::unordered_map<std::int32_t, std::shared_ptr<Stream>> streams_;
   std::vector<std::int32_t> ready_;         // streams whose request is complete, to answer after mem_recv
   std::unique_ptr<char[]> buf_;
   std::string out_;
@@ -89,6 +98,11 @@ class H2Connection {
   std::uint32_t continuations_ = 0;         // CONTINUATION frames in the current header block
   Bucket resets_, pings_, settings_, empty_data_;
   bool goaway_sent_ = false, draining_ = false, timed_out_ = false;
+  bool closing_ = false;                    // the reader is done: the writer flushes and ends
+  bool wake_pending_ = false;
+  Timer wake_;                              // the writer's wait (cancelled by wake())
+  unsigned exchanges_ = 0;                  // proxy() coroutines running (they hold `this`)
+  std::string client_ip_;
   std::chrono::steady_clock::time_point deadline_;
   observe::CounterRef streams_total_;
 };

@@ -36,6 +36,7 @@
 #include <sstream>
 #include <thread>
 
+#include <csignal>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -236,6 +237,9 @@ int Server::run() {
   const config::Config& cfg = loaded.snapshot->config;
   observe::init_logging(cfg.observability.log_level);
 
+  // OpenSSL writes to client sockets with write(2), not send(MSG_NOSIGNAL): a peer gone mid-write must be an
+  // EPIPE for that connection, not a SIGPIPE for the process.
+  ::signal(SIGPIPE, SIG_IGN);
   // Every connection is a descriptor: raise the soft limit to the hard one (systemd's LimitNOFILE sets both).
   if (rlimit rl{}; ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;

@@ -22,7 +22,7 @@ import h2raw
 from h2raw import RawH2, frame
 from harness import (DaemonTestCase, fetch_metrics, http_request, metric_sum, require_tool, run_curl,
                      wait_until)
-from origin import Origin, Reply
+from origin import Origin, Reply, Stream, Upload, pattern_sha256
 
 BIG = 3 * 1024 * 1024
 
@@ -182,17 +182,67 @@ class Http2Test(DaemonTestCase):
         routes = "  - name: c\n    match: {prefix: /c}\n    upstream: web\n    cache: {edge_ttl: 60s}\n"
         d = self.daemon(h2_config(self.dir, extra_routes=routes,
                                   upstream=f'upstreams:\n  web: {{endpoints: ["{o.endpoint}"]}}\n'))
-        # A miss over HTTP/2 is not proxied (HTTP/1.1 only, for now): 502 with Proxy-Status.
+        # A miss over HTTP/2 goes to the origin (not stored: an HTTP/2 miss is fetched, not stored).
         r = self.curl_h2c(d.public, "/c", "-H", "Host: localhost")
-        self.assertIn(b"HTTP/2 502", r.stdout)
-        self.assertIn(b"proxy-status: virex-edge; error=http_protocol_error", r.stdout)
+        self.assertIn(b"HTTP/2 200", r.stdout)
+        self.assertTrue(r.stdout.endswith(b"cached body"))
         self.assertEqual(http_request(d.public, "GET", "/c").body, b"cached body")  # fills the cache (HTTP/1.1)
         r = self.curl_h2c(d.public, "/c", "-H", "Host: localhost")  # the same cache key (host) as the fill
         self.assertIn(b"HTTP/2 200", r.stdout)
         self.assertRegex(r.stdout, rb"cache-status: virex-edge; hit")
         self.assertRegex(r.stdout, rb"age: \d+")
         self.assertTrue(r.stdout.endswith(b"cached body"))
-        self.assertEqual(len(o.requests(path="/c")), 1)
+        self.assertEqual(len(o.requests(path="/c")), 2)
+
+    def test_proxy_over_h2(self):
+        o = Origin("a")
+        o.start()
+        self.addCleanup(o.close)
+        o.route("/api/small", Reply(200, b"from origin", headers=[("X-Up", "1"), ("Connection", "keep-alive")]))
+        o.route("/api/big", Stream(BIG, framing="chunked"))
+        o.route("/api/len", Stream(BIG, framing="length"))
+        o.route("/api/upload", Upload())
+        o.route("/api/missing", Reply(404, b"nope"))
+        routes = "  - name: api\n    match: {prefix: /api/}\n    upstream: web\n"
+        d = self.daemon(h2_config(self.dir, extra_routes=routes,
+                                  upstream=f'upstreams:\n  web: {{endpoints: ["{o.endpoint}"]}}\n'))
+        r = self.curl_h2c(d.public, "/api/small?q=1")
+        self.assertIn(b"HTTP/2 200", r.stdout)
+        self.assertIn(b"x-up: 1", r.stdout)
+        self.assertIn(b"via: 1.1 t", r.stdout)
+        self.assertNotIn(b"connection:", r.stdout.lower())
+        self.assertTrue(r.stdout.endswith(b"from origin"))
+        req = o.requests(path="/api/small")[-1]
+        self.assertEqual(req.target, "/api/small?q=1")
+        self.assertEqual(req.header("X-Forwarded-Proto"), "http")
+        self.assertIsNotNone(req.header("Host"))
+        self.assertIn(b"HTTP/2 404", self.curl_h2c(d.public, "/api/missing").stdout)
+        # Bodies both ways: a 3 MB upload (buffered, then sent with Content-Length), 3 MB downloads streamed
+        # from a chunked and a sized origin response.
+        up = os.path.join(self.dir, "up.bin")
+        with open(up, "wb") as f:
+            f.write(self.big[:300000])
+        r = run_curl("--http2-prior-knowledge", "--data-binary", f"@{up}", f"http://127.0.0.1:{d.public}/api/upload")
+        self.assertIn(hashlib.sha256(self.big[:300000]).hexdigest().encode(), r.stdout, r.stderr)
+        for path in ("/api/big", "/api/len"):
+            r = run_curl("--http2-prior-knowledge", f"http://127.0.0.1:{d.public}{path}", timeout=60)
+            self.assertEqual(hashlib.sha256(r.stdout).hexdigest(), pattern_sha256(BIG), path)
+        # Under a small window the relay waits for the client (bounded buffering), and still completes.
+        c = RawH2(d.public, initial=h2raw.settings(initial_window_size=4096))
+        self.addCleanup(c.close)
+        c.send(c.request(1, "/api/big"))
+        headers, body = c.response(1, timeout=60)
+        self.assertEqual(headers[":status"], "200")
+        self.assertEqual(hashlib.sha256(body).hexdigest(), pattern_sha256(BIG))
+        # Concurrent streams on one connection, all proxied.
+        r = subprocess.run([require_tool("h2load"), "-n", "2000", "-c", "4", "-m", "8",
+                            f"http://127.0.0.1:{d.public}/api/small"], capture_output=True, timeout=120)
+        self.assertIn("2000 succeeded, 0 failed, 0 errored", r.stdout.decode())
+        # The origin down: 502 with Proxy-Status.
+        o.close()
+        r = self.curl_h2c(d.public, "/api/small")
+        self.assertRegex(r.stdout, rb"HTTP/2 50[24]")
+        self.assertIn(b"proxy-status: virex-edge; error=", r.stdout)
 
     def test_drain_sends_goaway_and_finishes_the_open_stream(self):
         d = self.daemon(h2_config(self.dir))
