@@ -1619,6 +1619,37 @@ INSTANTIATE_TEST_SUITE_P(
                   "routes[0].cache.identity.header", 4, 88, "expected a header name (an RFC 9110 token)"}),
     [](const auto& info) { return info.param.name; });
 
+// The reference's commented-out `cache.regional` block, uncommented, is valid and spells out the defaults.
+TEST(Load, ShippedRegionalBlockIsValidAndSpellsTheDefaults) {
+  std::istringstream in(read_source_file("config/edge.yaml"));
+  std::string text, line;
+  bool block = false;
+  while (std::getline(in, line)) {
+    if (line.rfind("  # regional:", 0) == 0) block = true;
+    else if (block && line.rfind("  #", 0) != 0) block = false;
+    if (block && line.rfind("  # ", 0) == 0) line = "  " + line.substr(4);
+    text += line + "\n";
+  }
+  ASSERT_NE(text.find("\n  regional:\n    redis:"), std::string::npos) << "the block was not found";
+  const LoadResult result = load(text, "config/edge.yaml");
+  ASSERT_TRUE(result.errors.empty()) << errors_of(result);
+  const RegionalCache& r = result.config->cache.regional;
+  const RegionalCache d;
+  EXPECT_TRUE(r.enabled);
+  EXPECT_EQ(r.address, d.address);
+  EXPECT_EQ(r.host, d.host);
+  EXPECT_EQ(r.port, d.port);
+  EXPECT_EQ(r.pool, d.pool);
+  EXPECT_EQ(r.timeout, d.timeout);
+  EXPECT_EQ(r.connect_timeout, d.connect_timeout);
+  EXPECT_EQ(r.prefix, d.prefix);
+  EXPECT_EQ(r.max_in_flight, d.max_in_flight);
+  EXPECT_EQ(r.max_value_bytes, d.max_value_bytes);
+  EXPECT_EQ(r.breaker_failures, d.breaker_failures);
+  EXPECT_EQ(r.breaker_open, d.breaker_open);
+  EXPECT_EQ(r.tag_ttl, d.tag_ttl);
+}
+
 TEST(Load, PrivateRegionalRouteNeedsIdentity) {
   const LoadResult r = load(std::string(kListener) + kRegionalUpstream + kRegionalOn +
                                 "routes: [{upstream: web, cache: {scope: private, regional_ttl: 10m}}]\n",
