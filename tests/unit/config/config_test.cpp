@@ -1657,6 +1657,86 @@ TEST(Load, PrivateRegionalRouteNeedsIdentity) {
   ASSERT_EQ(r.errors.size(), 1u) << errors_of(r);
   EXPECT_EQ(r.errors[0].key, "routes[0].cache.regional_ttl");
   EXPECT_EQ(r.errors[0].reason, "a private route cached regionally needs identity: {header: NAME} or {cookie: NAME}");
+
+// ---- listener transport (`protocols:`, `tls:`) and `limits.http2` ---------------------------------------------
+
+TEST(Load, ListenerTransportDefaultsAndValues) {
+  const Config plain = load_ok(kListener);
+  ASSERT_EQ(plain.listeners.size(), 1u);
+  EXPECT_EQ(plain.listeners[0].protocols, std::vector<Protocol>{Protocol::http1});
+  EXPECT_FALSE(plain.listeners[0].tls.has_value());
+  const Config c = load_ok(
+      "listeners:\n"
+      "  - {name: a, address: \"127.0.0.1:80\", protocols: [http1, h2c]}\n"
+      "  - name: b\n"
+      "    address: \"127.0.0.1:443\"\n"
+      "    protocols: [h2, http1]\n"
+      "    tls:\n"
+      "      certificates: [{cert: a.crt, key: a.key, ocsp_staple: a.der}, {cert: b.crt, key: b.key}]\n"
+      "      min_version: \"1.3\"\n"
+      "      session_tickets: false\n"
+      "      ocsp_staple: x.der\n");
+  EXPECT_EQ(c.listeners[0].protocols, (std::vector<Protocol>{Protocol::http1, Protocol::h2c}));
+  const Listener& b = c.listeners[1];
+  EXPECT_EQ(b.protocols, (std::vector<Protocol>{Protocol::h2, Protocol::http1}));
+  ASSERT_TRUE(b.tls.has_value());
+  ASSERT_EQ(b.tls->certificates.size(), 2u);
+  EXPECT_EQ(b.tls->certificates[0].cert, "a.crt");
+  EXPECT_EQ(b.tls->certificates[0].key, "a.key");
+  EXPECT_EQ(b.tls->certificates[0].ocsp_staple, "a.der");
+  EXPECT_EQ(b.tls->certificates[0].key_location.line, 7);
+  EXPECT_FALSE(b.tls->certificates[1].ocsp_staple.has_value());
+  EXPECT_EQ(b.tls->min_version, TlsVersion::tls13);
+  EXPECT_FALSE(b.tls->session_tickets);
+  EXPECT_EQ(b.tls->ocsp_staple, "x.der");
+}
+
+TEST(Load, ListenerTransportErrors) {
+  const auto first_error = [](std::string_view yaml) {
+    const LoadResult r = load(yaml, "t.yaml");
+    return r.errors.empty() ? std::string() : r.errors.front().to_string();
+  };
+  EXPECT_EQ(first_error("listeners: [{name: a, address: \"127.0.0.1:80\", protocols: [http3]}]\n"),
+            "t.yaml:1:60: listeners[0].protocols[0]: expected one of: http1, h2c, h2");
+  EXPECT_NE(first_error("listeners: [{name: a, address: \"127.0.0.1:80\", protocols: [http1, http1]}]\n")
+                .find("duplicate protocol http1"), std::string::npos);
+  EXPECT_NE(first_error("listeners: [{name: a, address: \"127.0.0.1:80\", protocols: []}]\n")
+                .find("expected at least one protocol"), std::string::npos);
+  EXPECT_NE(first_error("listeners: [{name: a, address: \"127.0.0.1:80\", protocols: [h2]}]\n")
+                .find("h2 is HTTP/2 over TLS and needs tls:"), std::string::npos);
+  EXPECT_NE(first_error("listeners: [{name: a, address: \"127.0.0.1:80\", tls: {certificates: [{cert: \"\", key: k}]}}]\n")
+                .find("listeners[0].tls.certificates[0].cert: must not be empty"), std::string::npos);
+  EXPECT_NE(first_error("listeners: [{name: a, address: \"127.0.0.1:80\", tls: {certificates: [{cert: c, key: k}], bogus: 1}}]\n")
+                .find("listeners[0].tls.bogus: unknown key"), std::string::npos);
+}
+
+TEST(Load, Http2LimitsDefaultsAndBounds) {
+  const Http2Limits d = load_ok(kListener).limits.http2;
+  EXPECT_EQ(d.max_concurrent_streams, 100u);
+  EXPECT_EQ(d.max_header_list_size, 64u * 1024);
+  EXPECT_EQ(d.max_header_count, 128u);
+  EXPECT_EQ(d.hpack_table_size, 4096u);
+  EXPECT_EQ(d.max_continuation_frames, 8u);
+  EXPECT_EQ(d.max_stalled_bytes, 1024u * 1024);
+  EXPECT_EQ(d.max_resets_per_second, 100u);
+  EXPECT_EQ(d.max_pings_per_second, 10u);
+  EXPECT_EQ(d.max_settings_per_second, 10u);
+  EXPECT_EQ(d.max_empty_data_per_second, 100u);
+  const Http2Limits l = load_ok(std::string(kListener) +
+                                "limits: {http2: {max_concurrent_streams: 8, max_header_list_size: 16KiB, "
+                                "hpack_table_size: 0, max_continuation_frames: 0, max_stalled_bytes: 64KiB, "
+                                "max_resets_per_second: 5}}\n")
+                            .limits.http2;
+  EXPECT_EQ(l.max_concurrent_streams, 8u);
+  EXPECT_EQ(l.max_header_list_size, 16u * 1024);
+  EXPECT_EQ(l.hpack_table_size, 0u);
+  EXPECT_EQ(l.max_continuation_frames, 0u);
+  EXPECT_EQ(l.max_stalled_bytes, 64u * 1024);
+  EXPECT_EQ(l.max_resets_per_second, 5u);
+  const LoadResult bad = load(std::string(kListener) + "limits: {http2: {max_concurrent_streams: 0, max_header_list_size: 10}}\n", "t.yaml");
+  ASSERT_EQ(bad.errors.size(), 2u) << errors_of(bad);
+  EXPECT_EQ(bad.errors[0].key, "limits.http2.max_concurrent_streams");
+  EXPECT_EQ(bad.errors[1].key, "limits.http2.max_header_list_size");
 }
 
 }  // namespace
