@@ -1657,6 +1657,7 @@ TEST(Load, PrivateRegionalRouteNeedsIdentity) {
   ASSERT_EQ(r.errors.size(), 1u) << errors_of(r);
   EXPECT_EQ(r.errors[0].key, "routes[0].cache.regional_ttl");
   EXPECT_EQ(r.errors[0].reason, "a private route cached regionally needs identity: {header: NAME} or {cookie: NAME}");
+}
 
 // ---- listener transport (`protocols:`, `tls:`) and `limits.http2` ---------------------------------------------
 
