@@ -633,6 +633,22 @@ std::size_t Store::erase(std::string_view key, std::uint64_t hash) {
   return dead.size();
 }
 
+bool Store::erase(std::string_view key, std::uint64_t hash, const Entry* entry) {
+  Shard& s = impl_->shard_for(hash);
+  Graveyard dead;
+  {
+    std::lock_guard lock(s);
+    auto it = s.index.find(KeyRef{key, hash});
+    if (it == s.index.end()) return false;
+    for (Node* v = it->second; v; v = v->vnext) {
+      if (v->entry.get() != entry) continue;
+      s.remove(v, dead);
+      break;
+    }
+  }
+  return !dead.empty();
+}
+
 std::size_t Store::purge_prefix(std::string_view host, std::string_view prefix, bool soft) {
   return purge_paths(host, prefix, soft, false);
 }

@@ -122,9 +122,19 @@ std::shared_ptr<cache::Entry> freshen(const cache::Entry& old, const http::Respo
                                       const pipeline::CompiledRoute& route, std::time_t now,
                                       cache::StoreDecision& d) {
   // The stored head is a complete status line and field section without the final empty line.
+  // RFC 9111 §4.3.4: the 304 must select the stored response. A strong ETag of its own that differs (or, without
+  // one, a different Last-Modified) means it validated something else.
+  const std::string_view etag = not_modified.header("ETag");
+  const std::string_view lm = not_modified.header("Last-Modified");
+  if ((!etag.empty() && !old.etag.empty() && !etag.starts_with("W/") && etag != old.etag) ||
+      (etag.empty() && !lm.empty() && !old.last_modified.empty() && lm != old.last_modified)) {
+    d = {};
+    return nullptr;
+  }
   std::string stored = old.head;
   stored.append("\r\n");
-  http::H1ResponseParser parser;
+  // The stored head gained Via and Content-Length over the upstream's: parse it with room to spare.
+  http::H1ResponseParser parser(http::H1ResponseLimits{.max_header_bytes = 256 * 1024, .max_headers = 128});
   const auto r = parser.feed(stored);
   if (r.event != http::H1ResponseParser::Event::head) {
     d = {};
@@ -160,10 +170,12 @@ bool is_precondition(std::string_view name) noexcept {
          http::iequals(name, "If-Range");
 }
 
-bool has_preconditions(const http::RequestHead& req) noexcept {
+bool plain_request(const http::RequestHead& req) noexcept {
   for (const http::Header& f : req.headers)
-    if (is_precondition(f.name)) return true;
-  return false;
+    if (is_precondition(f.name) || http::iequals(f.name, "Range") || http::iequals(f.name, "Authorization") ||
+        http::iequals(f.name, "Cache-Control") || http::iequals(f.name, "Pragma"))
+      return false;
+  return true;
 }
 
 bool add_validators(std::string& upstream_head, const cache::Entry& e) {

@@ -31,18 +31,21 @@ void seal(cache::Entry& e, std::string body);
 // RFC 9111 §4.3.4: the stored response `old` freshened by a 304 to a revalidation — `old`'s header fields with
 // those the 304 carries replacing them (except framing and Content-Length, §3.2), its body, and the freshness
 // decide() gives the merged head at `now`. `d` receives that decision (d.store false: serve it once, do not
-// keep it). The result is sealed.
+// keep it). The result is sealed. Null when the 304 does not select `old` (a different strong ETag, or without
+// one a different Last-Modified).
 std::shared_ptr<cache::Entry> freshen(const cache::Entry& old, const http::ResponseHead& not_modified,
                                       const http::RequestHead& req, const pipeline::Snapshot& snap,
                                       const pipeline::CompiledRoute& route, std::time_t now,
                                       cache::StoreDecision& d);
 
-// Whether the request carries its own preconditions (RFC 9110 §13.1): then the cache forwards them as they are
-// instead of its own validators.
-bool has_preconditions(const http::RequestHead& req) noexcept;
 // Whether `name` is a precondition field (If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since,
 // If-Range), case-insensitively.
 bool is_precondition(std::string_view name) noexcept;
+
+// Whether a request may stand for the cache itself when it refreshes or revalidates a stored response: no
+// preconditions, no Range, no Authorization and no Cache-Control / Pragma of its own — any of those would make the
+// origin's answer (or decide()) say something about this request rather than about the stored response.
+bool plain_request(const http::RequestHead& req) noexcept;
 
 // Adds `If-None-Match` / `If-Modified-Since` from the stored validators to an upstream request head (which
 // ends in the empty line). False when the entry has none.

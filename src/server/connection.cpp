@@ -533,6 +533,7 @@ void Connection::on_complete() {
 
 void Connection::cache_lookup(const http::RequestHead& h) {
   Pending& p = pending_;
+  p.revalidate.reset();  // a follower's second lookup decides anew
   const pipeline::CompiledRoute& r = *p.route;
   if (h.method != http::Method::get && h.method != http::Method::head) {
     p.fwd = cache::Forward::method;
@@ -580,7 +581,10 @@ void Connection::cache_lookup(const http::RequestHead& h) {
       r.upstream) {
     if (!p.collapsed) count_cache(CacheResult::stale_while_revalidate);
     Coalescer* c = worker_.coalescer();
-    if (p.cacheable && c && refresh_slot_free(worker_) && c->lead(cache_hash_, cache_key_)) start_refresh(h, e);
+    // The refresh stands for the cache: only a plain request may start it (a Range, Authorization or
+    // Cache-Control of its own would shape the origin's answer); another one will.
+    if (p.cacheable && plain_request(h) && c && refresh_slot_free(worker_) && c->lead(cache_hash_, cache_key_))
+      start_refresh(h, e);
     p.stale_while_revalidate = true;
     p.not_modified = cache::not_modified(h, e->etag, e->last_modified, std::time(nullptr));
     p.hit = std::move(e);
@@ -591,7 +595,7 @@ void Connection::cache_lookup(const http::RequestHead& h) {
     if (e->sie > 0 && (u != cache::Usability::stale || (soft_purged && elapsed < d.ttl + d.sie)))
       p.stale_fallback = e;
     // Revalidated with its validators when the request has no preconditions of its own (RFC 9111 §4.3.1).
-    if (p.cacheable && (!e->etag.empty() || !e->last_modified.empty()) && !has_preconditions(h)) p.revalidate = e;
+    if (p.cacheable && (!e->etag.empty() || !e->last_modified.empty()) && plain_request(h)) p.revalidate = e;
     p.fwd = cache::Forward::stale;
     if (!p.collapsed) count_cache(CacheResult::stale);
     join_flight();

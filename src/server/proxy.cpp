@@ -561,8 +561,10 @@ bool Connection::answer_revalidated(Try& t) {
   const auto r = p.feed(std::string_view(up_buf_.get() + up_begin_, up_end_ - up_begin_));
   up_begin_ += r.consumed;
   const bool reusable = r.event == http::H1ResponseParser::Event::complete && p.head().keep_alive && up_begin_ == up_end_;
-  pending_.revalidated_stored = d.store && worker_.edge_cache()->insert(fresh, cache_hash_);
-  if (!pending_.revalidated_stored) worker_.edge_cache()->erase(cache_key_, cache_hash_);
+  // Only the response decides: when it may no longer be stored, the stale entry goes (if it is still the one
+  // resident); an admission refusal removes nothing more than insert() already did.
+  if (d.store) pending_.revalidated_stored = worker_.edge_cache()->insert(fresh, cache_hash_);
+  else worker_.edge_cache()->erase(cache_key_, cache_hash_, pending_.revalidate.get());
   upstream_ = nullptr;
   t.pool->release(std::move(t.conn), reusable, t.cluster->config->pool, std::chrono::steady_clock::now());
   segments_.clear();
@@ -576,8 +578,7 @@ bool Connection::answer_revalidated(Try& t) {
   return true;
 }
 
-// The request head the refresh sends: the client's, without its preconditions (the refresh asks with the
-// entry's validators, and a 304 to the client's own would say nothing about the stored response).
+// A background refresh of `e` for this (plain, GET) request: its head, sent with the entry's validators.
 void Connection::start_refresh(const http::RequestHead& h, const std::shared_ptr<const cache::Entry>& e) {
   auto job = std::make_unique<RefreshJob>();
   job->snapshot = snapshot_;
@@ -586,13 +587,7 @@ void Connection::start_refresh(const http::RequestHead& h, const std::shared_ptr
   job->request.assign(h.method_text.data(), h.head_bytes);
   job->key = cache_key_;
   job->hash = cache_hash_;
-  std::vector<http::Header> kept;
-  kept.reserve(h.headers.size());
-  for (const http::Header& f : h.headers)
-    if (!is_precondition(f.name)) kept.push_back(f);
-  http::RequestHead plain = h;
-  plain.headers = kept;
-  build_upstream_head(job->upstream_head, plain, {}, false);
+  build_upstream_head(job->upstream_head, h, {}, false);
   job->conditional = add_validators(job->upstream_head, *e);
   server::start_refresh(worker_, std::move(job));
 }
@@ -663,9 +658,6 @@ Awaitable<void> Connection::proxy() {
   }
   // The head for the upstream is built now, while the head's views into buf_ are valid.
   build_upstream_head(up_head_, h, tp, t.websocket);
-  // RFC 9111 §4.3.1: a stale entry with validators is revalidated rather than refetched (unless the client sent
-  // preconditions of its own, which then go as they are).
-  if (pending_.revalidate && !add_validators(up_head_, *pending_.revalidate)) pending_.revalidate.reset();
   std::uint64_t key_hash = 0;
   bool has_key = false;
   if (cfg.balance == config::Balance::consistent_hash) {
@@ -703,6 +695,9 @@ Awaitable<void> Connection::proxy() {
     }
     pending_.follower.reset();  // no second wait: this one fetches (and may lead, if it joined a new flight)
   }
+  // RFC 9111 §4.3.1: a stale entry with validators is revalidated rather than refetched (cache_lookup() set it
+  // only for a plain request, and a follower's second lookup set it anew).
+  if (pending_.revalidate && !add_validators(up_head_, *pending_.revalidate)) pending_.revalidate.reset();
   // The leader of a coalesced miss ends its flight however the exchange ends, waking the waiters.
   struct FlightGuard {
     Connection& c;
@@ -841,10 +836,17 @@ Awaitable<void> Connection::proxy() {
     retry_slot.held = false;
   }
 
-  if (err == ProxyErrc::none && pending_.revalidate && up_parser_->head().status == 304 && answer_revalidated(t)) {
-    parser_.next();
-    set_deadline(Phase::idle);
-    co_return;
+  if (err == ProxyErrc::none && pending_.revalidate && up_parser_->head().status == 304) {
+    if (answer_revalidated(t)) {
+      parser_.next();
+      set_deadline(Phase::idle);
+      co_return;
+    }
+    // A 304 for another representation than the one whose validators were sent: never relayed to a client that
+    // asked unconditionally; a stale copy may stand in (below), else 502.
+    err = ProxyErrc::http_protocol_error;
+    details = "304 does not match the stored response";
+    pool.series().errors[static_cast<std::size_t>(err)].inc();
   }
   // RFC 5861 §4 stale-if-error: the origin failed (no answer, or a 5xx) and a stale copy may stand in for it.
   if (pending_.stale_fallback && err != ProxyErrc::http_request_error && !parser_.in_message() &&

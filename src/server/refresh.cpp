@@ -26,11 +26,14 @@ constexpr std::size_t kMaxHead = 64 * 1024;
 constexpr std::size_t kChunk = 16 * 1024;
 using O = upstream::ClusterState::Outcome;
 
-// `op`, unless `d` passes first (then it is cancelled and the result is empty).
+using Clock = std::chrono::steady_clock;
+
+// `op`, unless `d` passes first, or the refresh's overall `deadline` (then it is cancelled and the result is
+// empty).
 template <class T>
-Awaitable<std::optional<T>> timed(Awaitable<T> op, Timer& timer, config::Duration d) {
+Awaitable<std::optional<T>> timed(Awaitable<T> op, Timer& timer, config::Duration d, Clock::time_point deadline) {
   using namespace boost::asio::experimental::awaitable_operators;
-  timer.expires_after(d);
+  timer.expires_at(std::min(Clock::now() + d, deadline));
   auto r = co_await (std::move(op) || timer.async_wait(token));
   if (r.index() == 0) co_return std::get<0>(std::move(r));
   co_return std::nullopt;
@@ -43,16 +46,24 @@ struct Response {
   bool too_big = false;       // the body passed max_body: not read further, not kept
   bool reusable = false;      // the connection may go back to the pool
   bool any_byte = false;      // some response byte arrived (a failure after it is the endpoint's)
+  bool peer_closed = false;   // the upstream closed or reset before any response byte (a stale pooled connection)
 };
 
 // One exchange on a connected `conn`: the head out, the whole response in (bounded: the head by kMaxHead, the
 // kept body by max_body). False on a transport error, a timeout or a malformed response.
 Awaitable<bool> exchange(upstream::UpstreamConn& conn, const std::string& up_head, config::Duration first_byte,
-                         config::Duration idle, std::size_t max_body, Response& out) {
+                         config::Duration idle, Clock::time_point deadline, std::size_t max_body, Response& out) {
   Timer timer(conn.socket.get_executor());
+  const auto closed = [](const boost::system::error_code& ec) {
+    return ec == asio::error::eof || ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
+  };
   {
-    auto w = co_await timed(asio::async_write(conn.socket, asio::buffer(up_head), token), timer, idle);
-    if (!w || std::get<0>(*w)) co_return false;
+    auto w = co_await timed(asio::async_write(conn.socket, asio::buffer(up_head), token), timer, idle, deadline);
+    if (!w) co_return false;
+    if (const auto ec = std::get<0>(*w)) {
+      out.peer_closed = closed(ec);
+      co_return false;
+    }
   }
   http::H1ResponseParser parser;
   std::string buf(kChunk, '\0');
@@ -104,9 +115,10 @@ Awaitable<bool> exchange(upstream::UpstreamConn& conn, const std::string& up_hea
       buf.resize(buf.size() * 2);
     }
     auto rd = co_await timed(conn.socket.async_read_some(asio::buffer(buf.data() + end, buf.size() - end), token),
-                             timer, out.any_byte ? idle : first_byte);
+                             timer, out.any_byte ? idle : first_byte, deadline);
     if (!rd) co_return false;
     auto [ec, n] = *rd;
+    if (ec && !out.any_byte) out.peer_closed = closed(ec);
     if (ec == asio::error::eof && head_done) {
       if (parser.feed_eof().event == http::H1ResponseParser::Event::complete) {
         out.complete = true;
@@ -169,6 +181,14 @@ Awaitable<void> run(Worker& w, std::unique_ptr<RefreshJob> job) {
   const std::uint32_t e = *pick;
   const config::Duration first_byte = ru.first_byte.value_or(cfg.timeouts.first_byte);
   const config::Duration idle = ru.idle.value_or(cfg.timeouts.idle);
+  // One deadline for the whole refresh (the route's or cluster's request timeout, else kMaxRefreshTime): an
+  // origin trickling bytes just inside `idle` cannot hold the key's flight and a refresh slot for long.
+  const Clock::time_point deadline = Clock::now() + ru.request.value_or(cfg.timeouts.request.value_or(kMaxRefreshTime));
+  struct Active {  // in flight to the endpoint, for least_request
+    upstream::EndpointState& ep;
+    explicit Active(upstream::EndpointState& e) : ep(e) { ep.active.fetch_add(1, std::memory_order_relaxed); }
+    ~Active() { ep.active.fetch_sub(1, std::memory_order_relaxed); }
+  } active(st.endpoint(e));
   Response resp;
   bool ok = false;
   // A pooled connection may have been closed by the upstream just now: one more try on a fresh one.
@@ -180,13 +200,21 @@ Awaitable<void> run(Worker& w, std::unique_ptr<RefreshJob> job) {
     } else {
       core::tcp::endpoint addr;
       if (!pool.address(e, addr)) break;
+      if (!st.try_acquire(st.pending, cfg.limits.max_pending)) {
+        pool.series().rejected[1].inc();
+        break;
+      }
+      struct PendingSlot {
+        upstream::ClusterState& st;
+        ~PendingSlot() { st.pending.fetch_sub(1, std::memory_order_relaxed); }
+      } slot{st};
       conn = pool.open(e, cfg.limits.max_connections);
       if (!conn) {
         pool.series().rejected[0].inc();
         break;
       }
       Timer timer(w.io().get_executor());
-      const auto c = co_await timed(conn->socket.async_connect(addr, token), timer, cfg.timeouts.connect);
+      const auto c = co_await timed(conn->socket.async_connect(addr, token), timer, cfg.timeouts.connect, deadline);
       if (!c || std::get<0>(*c)) {
         if (st.record(e, O::failure, cfg.outlier, std::chrono::steady_clock::now())) pool.endpoint_series(e).ejections.inc();
         break;
@@ -197,8 +225,8 @@ Awaitable<void> run(Worker& w, std::unique_ptr<RefreshJob> job) {
     ++conn->requests;
     pool.endpoint_series(e).requests.inc();
     resp = {};
-    ok = co_await exchange(*conn, j.upstream_head, first_byte, idle, w.edge_cache_max_object(), resp);
-    if (!ok && reused && !resp.any_byte) continue;  // stale pooled connection: not the endpoint's fault
+    ok = co_await exchange(*conn, j.upstream_head, first_byte, idle, deadline, w.edge_cache_max_object(), resp);
+    if (!ok && reused && resp.peer_closed) continue;  // stale pooled connection: not the endpoint's fault
     const auto now = std::chrono::steady_clock::now();
     if (!ok) {
       if (st.record(e, O::failure, cfg.outlier, now)) pool.endpoint_series(e).ejections.inc();
@@ -217,29 +245,33 @@ Awaitable<void> run(Worker& w, std::unique_ptr<RefreshJob> job) {
   pool.endpoint_series(e).responses[std::min(rh.status / 100, 5u) - 1].inc();
   if (st.record(e, rh.status >= 500 ? O::status_5xx : O::success, cfg.outlier, now)) pool.endpoint_series(e).ejections.inc();
   const std::time_t unix_now = std::time(nullptr);
+  // Only what the origin says decides the entry's fate; the stale entry is removed only if it is still the one
+  // resident (not a newer response or a purge's result) and never because admission refused the new one.
   if (rh.status == 304 && j.conditional) {
     cache::StoreDecision d;
     auto fresh = freshen(*j.stale, rh, req, snap, route, unix_now, d);
-    if (fresh && d.store && store.insert(std::move(fresh), j.hash)) {
-      w.count_refresh(RefreshResult::not_modified);
-    } else {
-      store.erase(j.key, j.hash);
+    if (!fresh) {
+      w.count_refresh(RefreshResult::failed);  // the 304 does not select the stored response: keep it
+    } else if (!d.store) {
+      store.erase(j.key, j.hash, j.stale.get());
       w.count_refresh(RefreshResult::uncacheable);
+    } else {
+      w.count_refresh(store.insert(std::move(fresh), j.hash) ? RefreshResult::not_modified : RefreshResult::uncacheable);
     }
     co_return;
   }
-  if (rh.status >= 500 || resp.too_big) {
+  if (rh.status >= 500 || rh.status == 206 || rh.status == 304) {
     w.count_refresh(RefreshResult::failed);  // the stale entry stays for stale-if-error
     co_return;
   }
-  const cache::StoreDecision d = cache::decide(req, rh, route.cache_policy, unix_now);
+  const cache::StoreDecision d = resp.too_big ? cache::StoreDecision{} : cache::decide(req, rh, route.cache_policy, unix_now);
   std::shared_ptr<cache::Entry> entry = d.store ? make_entry(req, rh, d, snap, route, j.key, w.via()) : nullptr;
   if (entry) {
     seal(*entry, std::move(resp.body));
-    store.insert(std::move(entry), j.hash);
-    w.count_refresh(RefreshResult::updated);
+    // Refused by admission, the new response still supersedes the stale one (insert() removed it).
+    w.count_refresh(store.insert(std::move(entry), j.hash) ? RefreshResult::updated : RefreshResult::uncacheable);
   } else {
-    store.erase(j.key, j.hash);  // the origin no longer lets this be stored
+    store.erase(j.key, j.hash, j.stale.get());  // the origin no longer lets this be stored (or it grew too big)
     w.count_refresh(RefreshResult::uncacheable);
   }
 }

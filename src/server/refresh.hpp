@@ -11,6 +11,7 @@
 
 #include <virex/cache/store.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -29,6 +30,8 @@ struct RefreshJob {
 };
 
 inline constexpr unsigned kMaxRefreshes = 16;  // per worker; beyond, a stale hit starts none
+// A refresh's overall deadline when neither the route nor its cluster sets a request timeout.
+inline constexpr std::chrono::seconds kMaxRefreshTime{30};
 
 // Whether `w` may start another refresh now.
 bool refresh_slot_free(const Worker& w) noexcept;

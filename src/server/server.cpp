@@ -131,14 +131,17 @@ class Server {
   std::unique_ptr<observe::Registry> registry_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> stopping_{false};
+  // Declared before the workers so that they outlive them: destroying a worker destroys its suspended
+  // coroutines (connections, background refreshes), whose destructors still end coalescing flights and hand
+  // over spans.
+  std::unique_ptr<observe::SpanExporter> exporter_;   // trace export; endpoint fixed at start-up
+  std::unique_ptr<cache::Store> edge_cache_;          // when some route caches; sized at start-up
+  Coalescer coalescer_;
   std::unique_ptr<RegionalNode> regional_;            // cache.regional; fixed at start-up; outlives the workers
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
   std::shared_ptr<const pipeline::Snapshot> current_;
   std::vector<std::shared_ptr<upstream::Monitor>> monitors_;
-  std::unique_ptr<observe::SpanExporter> exporter_;   // trace export; endpoint fixed at start-up
-  std::unique_ptr<cache::Store> edge_cache_;          // when some route caches; sized at start-up
-  Coalescer coalescer_;
   // TLS session ticket keys of every listener, kept across reloads and rotated hourly (tickets stay valid for
   // two rotations: issued under the current key, accepted under the previous one too).
   std::shared_ptr<TicketKeys> ticket_keys_ = std::make_shared<TicketKeys>();

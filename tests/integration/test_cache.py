@@ -192,6 +192,41 @@ class EdgeCacheTest(DaemonTestCase):
         self.assertEqual(r.body, b"v2", r.describe())
         self.assertIn("fwd=uri-miss", r.header("Cache-Status", ""), "the entry was dropped")
 
+    def test_only_a_plain_request_starts_a_refresh(self):
+        # A Range, Authorization or Cache-Control of the request's own would shape the origin's answer (a 206, a
+        # refusal to store): such requests get the stale copy but start no refresh; a plain one does.
+        self.o.route("/p", Reply(200, b"v1", headers=[("Cache-Control", "max-age=1, stale-while-revalidate=60")]))
+        d = self.daemon(config(self.o.endpoint))
+        self.assertEqual(self.get(d, "/p").body, b"v1")
+        self.o.route("/p", Reply(200, b"v2", headers=[("Cache-Control", "max-age=60")]))
+        wait_until(lambda: "stale-while-revalidate" in self.get(d, "/p", headers=[("Range", "bytes=0-0")])
+                   .header("Cache-Status", ""), timeout=10, what="the stale copy for a Range request")
+        for h in (("Range", "bytes=0-0"), ("Cache-Control", "no-store"), ("Authorization", "Bearer x")):
+            r = self.get(d, "/p", headers=[h])
+            self.assertEqual((r.status, r.body), (200, b"v1"), r.describe())
+        from harness import fetch_metrics, metric_sum
+        self.assertEqual(metric_sum(fetch_metrics(d.admin), "virex_cache_refreshes_total"), 0)
+        self.assertEqual(self.hits("/p"), 1, "no refresh from those requests")
+        self.get(d, "/p")
+        wait_until(lambda: self.get(d, "/p").body == b"v2", what="the refresh a plain request started")
+        self.assertEqual(self.hits("/p"), 2)
+
+    def test_a_304_for_another_representation_is_never_relayed(self):
+        # The origin answers the revalidation with a 304 naming a different strong ETag: it did not validate the
+        # stored response, and the client (which asked unconditionally) must not get a 304.
+        class OtherEtag(Behaviour):
+            def handle(self, conn, req):
+                if req.header("If-None-Match"):
+                    return Reply(304, headers=[("ETag", '"other"'), ("Cache-Control", "max-age=60")]).handle(conn, req)
+                return Reply(200, b"v1", headers=[("ETag", '"e1"'), ("Cache-Control", "max-age=1")]).handle(conn, req)
+        self.o.route("/x", OtherEtag())
+        d = self.daemon(config(self.o.endpoint))
+        self.assertEqual(self.get(d, "/x").body, b"v1")
+        r = wait_until(lambda: (lambda r: r if r.status != 200 or "fwd=stale" in r.header("Cache-Status", "") else None)(
+            self.get(d, "/x")), timeout=10, what="the revalidation")
+        self.assertEqual(r.status, 502, r.describe())
+        self.assertIn("304 does not match the stored response", r.header("Proxy-Status", ""))
+
     def test_stale_entry_is_revalidated_with_its_validators(self):
         # RFC 9111 §4.3: a stale entry with an ETag and Last-Modified is revalidated (If-None-Match /
         # If-Modified-Since); the 304 freshens the stored response (its new Cache-Control), the body stays.

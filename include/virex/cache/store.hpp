@@ -122,6 +122,8 @@ class Store {
 
   // Removes every variant of `key`; returns how many.
   std::size_t erase(std::string_view key, std::uint64_t hash);
+  // Removes `entry` (one variant of `key`) if it is still resident — not a newer response stored meanwhile.
+  bool erase(std::string_view key, std::uint64_t hash, const Entry* entry);
   // Entries whose host equals `host` (any host if empty) and whose path starts with `prefix`: removed (hard) or
   // flagged stale (soft). Scans every shard. Returns the number affected.
   std::size_t purge_prefix(std::string_view host, std::string_view prefix, bool soft);
