@@ -8,6 +8,7 @@
 
 #include "cache_fill.hpp"
 #include "refresh.hpp"
+#include "regional_tier.hpp"
 
 #include <virex/http/text.hpp>
 #include <virex/upstream/forward.hpp>
@@ -563,7 +564,10 @@ bool Connection::answer_revalidated(Try& t) {
   const bool reusable = r.event == http::H1ResponseParser::Event::complete && p.head().keep_alive && up_begin_ == up_end_;
   // Only the response decides: when it may no longer be stored, the stale entry goes (if it is still the one
   // resident); an admission refusal removes nothing more than insert() already did.
-  if (d.store) pending_.revalidated_stored = worker_.edge_cache()->insert(fresh, cache_hash_);
+  if (d.store) {
+    if (pending_.regional == Pending::Regional::miss) regional_store(fresh);  // the region's copy is older
+    pending_.revalidated_stored = worker_.edge_cache()->insert(fresh, cache_hash_);
+  }
   else worker_.edge_cache()->erase(cache_key_, cache_hash_, pending_.revalidate.get());
   upstream_ = nullptr;
   t.pool->release(std::move(t.conn), reusable, t.cluster->config->pool, std::chrono::steady_clock::now());
@@ -589,6 +593,11 @@ void Connection::start_refresh(const http::RequestHead& h, const std::shared_ptr
   job->hash = cache_hash_;
   build_upstream_head(job->upstream_head, h, {}, false);
   job->conditional = add_validators(job->upstream_head, *e);
+  const config::RouteCache& rc = *pending_.route->cache;
+  if (RegionalTier* tier = worker_.regional(); tier && rc.regional_ttl) {
+    job->regional_key = tier->entry_key(cache_hash_);
+    job->regional_ttl = *rc.regional_ttl;
+  }
   server::start_refresh(worker_, std::move(job));
 }
 

@@ -3,6 +3,7 @@
 
 #include "cache_fill.hpp"
 #include "coalescer.hpp"
+#include "regional_tier.hpp"
 
 #include <virex/upstream/balancer.hpp>
 #include <virex/upstream/pool.hpp>
@@ -245,6 +246,10 @@ Awaitable<void> run(Worker& w, std::unique_ptr<RefreshJob> job) {
   pool.endpoint_series(e).responses[std::min(rh.status / 100, 5u) - 1].inc();
   if (st.record(e, rh.status >= 500 ? O::status_5xx : O::success, cfg.outlier, now)) pool.endpoint_series(e).ejections.inc();
   const std::time_t unix_now = std::time(nullptr);
+  // A new or freshened entry goes to the regional tier as well (the region's copy would otherwise stay older).
+  const auto to_region = [&](const cache::Entry& e) {
+    if (RegionalTier* tier = j.regional_key.empty() ? nullptr : w.regional()) tier->store(e, j.regional_key, j.regional_ttl);
+  };
   // Only what the origin says decides the entry's fate; the stale entry is removed only if it is still the one
   // resident (not a newer response or a purge's result) and never because admission refused the new one.
   if (rh.status == 304 && j.conditional) {
@@ -256,6 +261,7 @@ Awaitable<void> run(Worker& w, std::unique_ptr<RefreshJob> job) {
       store.erase(j.key, j.hash, j.stale.get());
       w.count_refresh(RefreshResult::uncacheable);
     } else {
+      to_region(*fresh);
       w.count_refresh(store.insert(std::move(fresh), j.hash) ? RefreshResult::not_modified : RefreshResult::uncacheable);
     }
     co_return;
@@ -268,6 +274,7 @@ Awaitable<void> run(Worker& w, std::unique_ptr<RefreshJob> job) {
   std::shared_ptr<cache::Entry> entry = d.store ? make_entry(req, rh, d, snap, route, j.key, w.via()) : nullptr;
   if (entry) {
     seal(*entry, std::move(resp.body));
+    to_region(*entry);
     // Refused by admission, the new response still supersedes the stale one (insert() removed it).
     w.count_refresh(store.insert(std::move(entry), j.hash) ? RefreshResult::updated : RefreshResult::uncacheable);
   } else {

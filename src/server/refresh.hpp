@@ -27,6 +27,8 @@ struct RefreshJob {
   bool conditional = false;   // upstream_head carries the entry's validators
   std::string key;            // the entry's primary key and its hash (the coalescing flight)
   std::uint64_t hash = 0;
+  std::string regional_key;   // non-empty: a refreshed entry is written to the regional tier too, with this key
+  config::Duration regional_ttl{};
 };
 
 inline constexpr unsigned kMaxRefreshes = 16;  // per worker; beyond, a stale hit starts none

@@ -42,6 +42,21 @@ class RegionalTierTest(DaemonTestCase):
     def entry_keys(self):
         return sorted(k.decode() for k in self.redis("KEYS", "vx:e:*"))
 
+    def test_a_background_refresh_writes_the_region_too(self):
+        # stale-while-revalidate at the edge: the refresh's new response replaces the regional copy as well, so
+        # another node filling from the region does not get the older one.
+        self.o.route("/w", Reply(200, b"v1", headers=[("Cache-Control", "max-age=1, stale-while-revalidate=60")]))
+        d = self.daemon(config(self.o, self.redis.address))
+        self.assertEqual(http_request(d.public, "GET", "/w").body, b"v1")
+        wait_until(lambda: len(self.entry_keys()) == 1, what="the regional copy")
+        self.o.route("/w", Reply(200, b"v2", headers=[("Cache-Control", "max-age=60")]))
+        wait_until(lambda: "stale-while-revalidate" in cache_status(http_request(d.public, "GET", "/w")), timeout=10,
+                   what="a stale-while-revalidate answer")
+        wait_until(lambda: http_request(d.public, "GET", "/w").body == b"v2", what="the refreshed edge entry")
+        key = self.entry_keys()[0]
+        wait_until(lambda: b"v2" in self.redis("GET", key), what="the refreshed regional copy")
+        self.assertEqual(self.hits("/w"), 2)
+
     def test_node_b_answers_from_the_region_after_node_a_filled_it(self):
         self.o.route("/a", Reply(200, b"shared", headers=[("Cache-Control", "max-age=300"), ("ETag", '"e1"'),
                                                           ("Surrogate-Key", "grp")]))
