@@ -143,14 +143,29 @@ std::shared_ptr<cache::Entry> freshen(const cache::Entry& old, const http::Respo
   const http::ResponseHead& sh = parser.head();
   std::vector<http::Header> merged;
   merged.reserve(sh.headers.size() + not_modified.headers.size());
+  // Fields the 304's Connection names are hop-by-hop for that hop (RFC 9110 §7.6.1): never stored.
+  const auto connection_option = [&](std::string_view name) {
+    for (const http::Header& c : not_modified.headers) {
+      if (!http::iequals(c.name, "Connection")) continue;
+      std::string_view list = c.value;
+      while (!list.empty()) {
+        const auto comma = list.find(',');
+        if (http::iequals(http::trim_ows(list.substr(0, comma)), name)) return true;
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+      }
+    }
+    return false;
+  };
   for (const http::Header& f : sh.headers) {
     bool replaced = false;
     if (!keeps_stored(f.name))
-      for (const http::Header& n : not_modified.headers) replaced = replaced || http::iequals(n.name, f.name);
+      for (const http::Header& n : not_modified.headers)
+        replaced = replaced || (http::iequals(n.name, f.name) && !connection_option(n.name));
     if (!replaced) merged.push_back(f);
   }
   for (const http::Header& n : not_modified.headers)
-    if (!keeps_stored(n.name)) merged.push_back(n);
+    if (!keeps_stored(n.name) && !connection_option(n.name)) merged.push_back(n);
   http::ResponseHead head = sh;
   head.headers = merged;
   head.no_body = false;
