@@ -719,7 +719,12 @@ Awaitable<void> Connection::proxy() {
   } flight{*this, pending_.leader, cache_hash_, pending_.leader ? cache_key_ : std::string()};
   pending_.leader = false;  // the guard owns the flight now (~Connection ends it otherwise)
   // The region before the origin (the leader only: its followers find the edge filled when the flight ends).
-  if (pending_.regional == Pending::Regional::lookup && co_await regional_lookup()) co_return;
+  if (pending_.regional == Pending::Regional::lookup) {
+    if (co_await regional_lookup()) co_return;
+    // The upstream exchange (and its client span) starts now, after the regional round trip.
+    up_span.start_ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                      std::chrono::system_clock::now().time_since_epoch()).count());
+  }
   // Safe to send again to another endpoint: idempotent, no body (it streamed from the client and is gone),
   // not an upgrade.
   const bool may_retry = idempotent(h.method) && !t.has_body && !t.websocket;
