@@ -361,6 +361,12 @@ Endpoint* Databases::Impl::endpoint(const std::string& dsn, Role role, std::size
 
 void Databases::Impl::send(PgConn& c, Request& r, const std::string& sql, const std::vector<std::string>& params,
                           const std::string& comment) {
+  if (c.broken || !c.pg) {  // broke while this request waited for it
+    r.out.error = QueryErrc::connection_lost;
+    r.out.message = "connection closed";
+    r.done = true;
+    return;
+  }
   const std::uint64_t h = fnv1a(sql);
   char name[24];
   std::snprintf(name, sizeof name, "v%016llx", static_cast<unsigned long long>(h));
@@ -526,7 +532,7 @@ Awaitable<std::shared_ptr<PgConn>> Databases::Impl::acquire(Endpoint& ep, std::c
       ep.retry_at = std::chrono::steady_clock::now() + backoff;
       spdlog::warn("shard {} {} {}: connect failed: {}", ep.shard_id, ep.role == Role::primary ? "primary" : "replica",
                    ep.label, why);
-      if (best) co_return best;
+      if (best && !best->broken) co_return best;
       err = QueryErrc::unavailable;
       co_return nullptr;
     }
@@ -588,6 +594,10 @@ Awaitable<void> Databases::Impl::run(Endpoint& ep, std::string sql, std::vector<
           break;
         }
       }
+    }
+    if (!r.done && r.out.error == QueryErrc::none) {  // (close() found the connection already closed)
+      r.out.error = QueryErrc::timeout;
+      r.out.message = "statement timeout (client side)";
     }
     if (!r.done) {  // detach from any op still naming this frame
       for (Op& op : conn->fifo)
