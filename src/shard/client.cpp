@@ -36,7 +36,9 @@ constexpr auto kClientSlack = std::chrono::milliseconds(500);  // beyond stateme
 const char* const kLagSql =
     "SELECT CASE WHEN NOT pg_is_in_recovery() THEN -1::float8 "
     "WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0::float8 "
-    "ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)::float8 END";
+    "ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), -1)::float8 END";
+// (Behind with no transaction replayed since the replica started: the lag is unknown (-1) and the replica is
+// not read from until it has caught up once.)
 
 std::uint64_t fnv1a(std::string_view s) {
   std::uint64_t h = 1469598103934665603ULL;
@@ -113,7 +115,6 @@ struct Endpoint {
   std::int64_t shard_id = 0;
   bool in_config = true;
   std::list<std::shared_ptr<PgConn>> conns;
-  std::deque<Request*> waiters_unused;  // (kept for layout clarity)
   std::list<Timer*> waiters;            // acquire waits, woken (cancelled) when a slot frees
   unsigned failures = 0;
   std::chrono::steady_clock::time_point retry_at{};
