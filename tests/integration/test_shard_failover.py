@@ -77,8 +77,9 @@ class ReplicaTest(DaemonTestCase):
 
     def test_reads_use_the_replica_and_survive_its_stop(self):
         d = self.daemon(config())
-        # Once its lag is measured, shard 0's reads go to the replica; shard 1 has none and reads its primary.
-        wait_until(lambda: where(d, 2)["port"] == self.replica.port, what="reads on the replica")
+        # Once its lag is measured (by every worker: each probes its own), shard 0's reads go to the replica; shard 1
+        # has none and reads its primary.
+        wait_until(lambda: all(where(d, 2)["port"] == self.replica.port for _ in range(8)), what="reads on the replica")
         self.assertTrue(where(d, 2)["replica"])
         self.assertEqual(where(d, 1002)["port"], CLUSTER.primaries[1].port)
         load = LoadLoop(d.public, "/v1/customers/3/where", conns=4).start(min_requests=20)
@@ -93,7 +94,8 @@ class ReplicaTest(DaemonTestCase):
         self.assertEqual(where(d, 3)["port"], self.primary.port)
         # Back once it returns (reconnect after backoff, lag measured again).
         self.replica.restart()
-        wait_until(lambda: where(d, 3)["port"] == self.replica.port, timeout=20, what="reads back on the replica")
+        wait_until(lambda: all(where(d, 3)["port"] == self.replica.port for _ in range(8)), timeout=20,
+                   what="reads back on the replica")
 
     def test_a_lagging_replica_is_skipped(self):
         d = self.daemon(config())
