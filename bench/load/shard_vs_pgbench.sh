@@ -72,15 +72,15 @@ echo "# $(date -u +%FT%TZ) commit $(git -C "$ROOT" rev-parse --short HEAD) clien
 printf "%-12s %6s %12s %10s %10s\n" client round "req/s" "pg_conns" "errors"
 lock
 for r in $(seq "$ROUNDS"); do
-  conns_midrun pgbench &
+  conns_midrun pgbench & SP=$!
   out=$(taskset -c 1 $PGBIN/pgbench -S -M prepared -n -c "$CLIENTS" -j 1 -T "$SECS" -h 127.0.0.1 -p "$PORT" -U postgres app 2>&1)
-  wait
+  wait $SP
   tps=$(echo "$out" | awk '/^tps = / {print $3; exit}')
   fails=$(echo "$out" | awk '/number of failed transactions/ {print $5}')
   printf "%-12s %6s %12s %10s %10s\n" pgbench-S "$r" "$tps" "$(cat "$W/conns.pgbench")" "${fails:-0}"
-  conns_midrun virex-edge &
+  conns_midrun virex-edge & SP=$!
   out=$(taskset -c 1 wrk -t1 -c"$CLIENTS" -d"${SECS}s" -s "$W/rand.lua" "http://127.0.0.1:$VP/" 2>&1)
-  wait
+  wait $SP
   rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
   errs=$(echo "$out" | awk '/Non-2xx/ {print $NF} /Socket errors/ {print $0}' | tr '\n' ' ')
   printf "%-12s %6s %12s %10s %10s\n" virex-edge "$r" "$rps" "$(cat "$W/conns.virex-edge")" "${errs:-0}"

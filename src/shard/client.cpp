@@ -36,7 +36,9 @@ constexpr auto kClientSlack = std::chrono::milliseconds(500);  // beyond stateme
 const char* const kLagSql =
     "SELECT CASE WHEN NOT pg_is_in_recovery() THEN -1::float8 "
     "WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0::float8 "
-    "ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)::float8 END";
+    "ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), -1)::float8 END";
+// (Behind with no transaction replayed since the replica started: the lag is unknown (-1) and the replica is
+// not read from until it has caught up once.)
 
 std::uint64_t fnv1a(std::string_view s) {
   std::uint64_t h = 1469598103934665603ULL;
@@ -113,7 +115,6 @@ struct Endpoint {
   std::int64_t shard_id = 0;
   bool in_config = true;
   std::list<std::shared_ptr<PgConn>> conns;
-  std::deque<Request*> waiters_unused;  // (kept for layout clarity)
   std::list<Timer*> waiters;            // acquire waits, woken (cancelled) when a slot frees
   unsigned failures = 0;
   std::chrono::steady_clock::time_point retry_at{};
@@ -361,6 +362,12 @@ Endpoint* Databases::Impl::endpoint(const std::string& dsn, Role role, std::size
 
 void Databases::Impl::send(PgConn& c, Request& r, const std::string& sql, const std::vector<std::string>& params,
                           const std::string& comment) {
+  if (c.broken || !c.pg) {  // broke while this request waited for it
+    r.out.error = QueryErrc::connection_lost;
+    r.out.message = "connection closed";
+    r.done = true;
+    return;
+  }
   const std::uint64_t h = fnv1a(sql);
   char name[24];
   std::snprintf(name, sizeof name, "v%016llx", static_cast<unsigned long long>(h));
@@ -526,7 +533,7 @@ Awaitable<std::shared_ptr<PgConn>> Databases::Impl::acquire(Endpoint& ep, std::c
       ep.retry_at = std::chrono::steady_clock::now() + backoff;
       spdlog::warn("shard {} {} {}: connect failed: {}", ep.shard_id, ep.role == Role::primary ? "primary" : "replica",
                    ep.label, why);
-      if (best) co_return best;
+      if (best && !best->broken) co_return best;
       err = QueryErrc::unavailable;
       co_return nullptr;
     }
@@ -588,6 +595,10 @@ Awaitable<void> Databases::Impl::run(Endpoint& ep, std::string sql, std::vector<
           break;
         }
       }
+    }
+    if (!r.done && r.out.error == QueryErrc::none) {  // (close() found the connection already closed)
+      r.out.error = QueryErrc::timeout;
+      r.out.message = "statement timeout (client side)";
     }
     if (!r.done) {  // detach from any op still naming this frame
       for (Op& op : conn->fifo)

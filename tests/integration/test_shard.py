@@ -7,7 +7,7 @@ from datetime import datetime
 import os
 import unittest
 
-from harness import DaemonTestCase, basic_config, http_request, run_edge, wait_until
+from harness import DaemonTestCase, basic_config, fetch_metrics, http_request, metric_sum, run_edge, wait_until
 from pgcluster import PgCluster
 
 CLUSTER = None
@@ -276,6 +276,21 @@ class FanOutTest(DaemonTestCase):
         r, doc = get_json(d.public, "/v1/orders/capped")
         self.assertEqual(r.status, 500, r.describe())
         self.assertIn("max_rows", doc["detail"])
+
+    def test_the_shard_map_reloads_on_sighup(self):
+        d = self.daemon(config(CLUSTER) + "  version: 1\n")
+        r, doc = get_json(d.public, "/v1/customers/2002/orders")
+        self.assertEqual(r.status, 200, r.describe())
+        wait_until(lambda: metric_sum(fetch_metrics(d.admin), "virex_shard_map_version") == 1, what="version 1")
+        # Shard 2 leaves the map (version 2): its customers are outside it now; the others are unaffected.
+        two = config(CLUSTER).split("    - {id: 2,")[0] + "  version: 2\n"
+        d.write_config(two)
+        d.reload()
+        r, doc = get_json(d.public, "/v1/customers/2002/orders")
+        self.assertEqual(r.status, 404, r.describe())
+        r, doc = get_json(d.public, "/v1/customers/1002/orders")
+        self.assertEqual(r.status, 200, r.describe())
+        wait_until(lambda: metric_sum(fetch_metrics(d.admin), "virex_shard_map_version") == 2, what="version 2")
 
 
 CACHED_ROUTES = """  - name: cached_orders
