@@ -198,6 +198,82 @@ bool add_cache_sample(std::map<std::string, TierStats, std::less<>>& tiers, cons
   return true;
 }
 
+// The regional tier from virex_regional_lookups_total: every lookup after an edge miss (skipped ones too: the
+// breaker answered for Redis) and its hits. Its size lives in Redis: not reported here.
+bool add_regional_sample(std::map<std::string, TierStats, std::less<>>& tiers, const observe::SeriesSample& s) {
+  if (s.family != "virex_regional_lookups_total") return false;
+  TierStats& t = tiers["regional"];
+  t.lookups += s.value;
+  if (label(*s.labels, "result") == "hit") t.hits += s.value;
+  t.bytes = t.objects = -1;
+  return true;
+}
+
+// One shard endpoint for /stats.json, from the virex_shard_* series.
+struct ShardEndpoint {
+  std::string role;
+  double in_use = 0, idle = 0, waiting = 0, lag_ms = -2;  // -2: not a replica (no lag series)
+};
+struct ShardStats {
+  double queries = 0, errors = 0;
+  std::map<std::string, ShardEndpoint, std::less<>> endpoints;
+};
+
+bool add_shard_sample(std::map<std::string, ShardStats, std::less<>>& shards, const observe::SeriesSample& s) {
+  const observe::Labels& l = *s.labels;
+  const std::string_view f = s.family;
+  ShardStats& sh = shards[std::string(label(l, "shard"))];
+  if (f == "virex_shard_queries_total") {
+    sh.queries += s.value;
+    if (label(l, "outcome") != "ok") sh.errors += s.value;
+    return true;
+  }
+  const std::string_view ep = label(l, "endpoint");
+  if (ep.empty()) return false;
+  ShardEndpoint& e = sh.endpoints[std::string(ep)];
+  e.role = label(l, "role");
+  if (f == "virex_shard_pool_connections") (label(l, "state") == "in_use" ? e.in_use : e.idle) += s.value;
+  else if (f == "virex_shard_pool_waiting") e.waiting += s.value;
+  else if (f == "virex_shard_replica_lag_milliseconds") e.lag_ms = s.value;
+  else return false;
+  return true;
+}
+
+void append_shards(std::string& out, const std::map<std::string, ShardStats, std::less<>>& shards) {
+  out += "\"shards\":[";
+  bool first = true;
+  for (const auto& [id, sh] : shards) {
+    if (id.empty()) continue;
+    if (!first) out += ',';
+    first = false;
+    out += "{\"shard\":";
+    json_string(out, id);
+    out += ',';
+    json_field(out, "queries", sh.queries);
+    out += ',';
+    json_field(out, "errors", sh.errors);
+    out += ",\"endpoints\":[";
+    bool first_endpoint = true;
+    for (const auto& [name, e] : sh.endpoints) {
+      if (!first_endpoint) out += ',';
+      first_endpoint = false;
+      out += "{\"endpoint\":";
+      json_string(out, name);
+      out += ",\"role\":";
+      json_string(out, e.role);
+      const std::pair<std::string_view, double> fields[] = {
+          {"in_use", e.in_use}, {"idle", e.idle}, {"waiting", e.waiting}, {"lag_ms", e.lag_ms}};
+      for (const auto& [k, v] : fields) {
+        out += ',';
+        json_field(out, k, v);
+      }
+      out += '}';
+    }
+    out += "]}";
+  }
+  out += ']';
+}
+
 void append_cache_tiers(std::string& out, const std::map<std::string, TierStats, std::less<>>& tiers) {
   out += "\"cache\":[";
   bool first = true;
@@ -209,6 +285,7 @@ void append_cache_tiers(std::string& out, const std::map<std::string, TierStats,
     const std::pair<std::string_view, double> fields[] = {
         {"lookups", t.lookups}, {"hits", t.hits}, {"bytes", t.bytes}, {"objects", t.objects}};
     for (const auto& [k, v] : fields) {
+      if (v < 0) continue;  // not known to this node (the regional tier's size)
       out += ',';
       json_field(out, k, v);
     }
@@ -231,6 +308,7 @@ std::string stats_json(const observe::Registry& registry, const std::vector<std:
   std::vector<double> cumulative;
   std::map<std::string, UpstreamStats, std::less<>> upstreams;
   std::map<std::string, TierStats, std::less<>> tiers;
+  std::map<std::string, ShardStats, std::less<>> shards;
   std::string version, node, region;
   registry.visit([&](const observe::SeriesSample& s) {
     const observe::Labels& l = *s.labels;
@@ -240,6 +318,8 @@ std::string stats_json(const observe::Registry& registry, const std::vector<std:
       return;
     }
     if (f.starts_with("virex_cache_") && add_cache_sample(tiers, s)) return;
+    if (f.starts_with("virex_regional_") && add_regional_sample(tiers, s)) return;
+    if (f.starts_with("virex_shard_") && add_shard_sample(shards, s)) return;
     if (f == "virex_build_info") {
       version = label(l, "version");
       node = label(l, "node");
@@ -333,6 +413,8 @@ std::string stats_json(const observe::Registry& registry, const std::vector<std:
   append_upstreams(out, upstreams);
   out += ',';
   append_cache_tiers(out, tiers);
+  out += ',';
+  append_shards(out, shards);
   out += '}';
   return out;
 }

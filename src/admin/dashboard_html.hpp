@@ -38,6 +38,8 @@ th:first-child,td:first-child{text-align:left}th{color:var(--dim);font-weight:50
 <table><thead><tr><th>route</th><th>req/s</th><th>5xx/s</th><th>total</th></tr></thead><tbody id="routes"></tbody></table></div>
 <div class="card wide" id="cache" hidden><small>cache tiers (hit ratio over the last second; since start when idle)</small><div class="scroll">
 <table><thead><tr><th>tier</th><th>hit ratio</th><th>hits/s</th><th>lookups/s</th><th>objects</th><th>size</th></tr></thead><tbody id="tiers"></tbody></table></div></div>
+<div class="card wide" id="shards" hidden><small>database shards (queries over the last second; since start when idle)</small><div class="scroll">
+<table><thead><tr><th>shard · endpoint</th><th>role</th><th>queries/s</th><th>errors</th><th>in use</th><th>idle</th><th>waiting</th><th>lag</th></tr></thead><tbody id="shard-rows"></tbody></table></div></div>
 <div class="card wide" id="upstreams" hidden><small>upstream clusters (last second; since start when idle)</small><div class="scroll">
 <table><thead><tr><th>cluster</th><th>req/s</th><th>errors</th><th>p99</th><th>healthy</th></tr></thead><tbody id="up-clusters"></tbody></table></div>
 <small>upstream endpoints</small><div class="scroll">
@@ -116,7 +118,23 @@ function renderCache(s, dt){
     const ratio = lookups > 0 ? hits / lookups : null;
     row(tb, [[t.tier], [ratio == null ? "–" : (100*ratio).toFixed(1)+" %", ratio != null && ratio < 0.5 ? "bad" : "ok"],
              [p && dt ? fmtNum((t.hits-p.hits)/dt) : "–"], [p && dt ? fmtNum((t.lookups-p.lookups)/dt) : "–"],
-             [fmtInt(t.objects)], [fmtBytes(t.bytes)]]);
+             [t.objects == null ? "–" : fmtInt(t.objects)], [t.bytes == null ? "–" : fmtBytes(t.bytes)]]);
+  }
+}
+// Shards: per shard its queries/s and failed statements; per endpoint its role, pool and replica lag.
+function renderShards(s, dt){
+  const shards = s.shards || [];
+  $("shards").hidden = shards.length === 0;
+  const before = new Map(((prev && prev.shards) || []).map(x => [x.shard, x]));
+  const tb = $("shard-rows"); tb.textContent = "";
+  for (const sh of shards) {
+    const p = before.get(sh.shard);
+    for (const e of sh.endpoints) {
+      const lag = e.lag_ms < -1 ? "–" : e.lag_ms < 0 ? "unknown" : e.lag_ms >= 1000 ? (e.lag_ms/1000).toFixed(1)+" s" : e.lag_ms.toFixed(0)+" ms";
+      row(tb, [[`${sh.shard} · ${e.endpoint}`], [e.role], [p && dt ? fmtNum((sh.queries-p.queries)/dt) : "–"],
+               [fmtInt(sh.errors), sh.errors > 0 ? "bad" : ""], [fmtInt(e.in_use)], [fmtInt(e.idle)],
+               [fmtInt(e.waiting), e.waiting > 0 ? "bad" : ""], [lag, e.lag_ms === -1 || e.lag_ms >= 5000 ? "bad" : ""]]);
+    }
   }
 }
 function render(s){
@@ -152,6 +170,7 @@ function render(s){
   $("p50").title = $("p99").title = scope;
   renderUpstreams(s, prev ? Math.max(1e-3, (s.time_ms - prev.time_ms) / 1000) : null);
   renderCache(s, prev ? Math.max(1e-3, (s.time_ms - prev.time_ms) / 1000) : null);
+  renderShards(s, prev ? Math.max(1e-3, (s.time_ms - prev.time_ms) / 1000) : null);
   spark(); prev = s;
 }
 async function poll(){

@@ -126,6 +126,37 @@ class DashboardTest(DaemonTestCase):
         self.assertRegex(dom, r'<tr><td>edge</td><td class="ok">80\.0 %</td>', dom[-3000:])
         d.stop()
 
+    def test_shards_section(self):
+        """Query routes on two real PostgreSQL shards (one with a streaming replica): /stats.json lists each shard's
+        queries and each endpoint's role, pool and replica lag; the page renders the table."""
+        from pgcluster import PgCluster
+        pg = PgCluster(shards=2, replica_of=0, per_shard=1000, customers=2)
+        pg.start()
+        self.addCleanup(pg.stop)
+        route = """  - name: orders
+    match: {path: "/v1/customers/{customer_id}/orders", method: GET}
+    query: {sql: "SELECT count(*) AS n FROM orders WHERE customer_id = $$1", params: ["customer_id:int64"],
+            shard_by: customer_id}
+"""
+        d = self.daemon(basic_config(route, workers=1) + pg.databases_yaml() + "  lag_interval: 200ms\n")
+        for c in (1, 2, 1001):
+            self.assertEqual(http_get(d.public, f"/v1/customers/{c}/orders").status, 200)
+
+        def shards():
+            sh = {x["shard"]: x for x in json.loads(http_get(d.admin, "/stats.json").body)["shards"]}
+            # Shard 0's replica also answers the lag probe's statements: its count is at least the two reads.
+            ok = sh.keys() == {"0", "1"} and sh["0"]["queries"] >= 2 and sh["1"]["queries"] == 1 and any(
+                e["role"] == "replica" and e["lag_ms"] >= 0 for e in sh["0"]["endpoints"])
+            return sh if ok else None
+        sh = wait_until(shards, 15, what="both shards' queries and the replica's measured lag")
+        self.assertEqual(sh["1"]["queries"], 1)
+        self.assertEqual(sh["0"]["errors"] + sh["1"]["errors"], 0)
+        self.assertEqual(sorted(e["role"] for e in sh["0"]["endpoints"]), ["primary", "replica"])
+        dom = self.chromium("--dump-dom", f"http://127.0.0.1:{d.admin}/dashboard").stdout
+        self.assertRegex(dom, r"<tr><td>0 · [^<]+</td><td>replica</td>", dom[-3000:])
+        self.assertRegex(dom, r"<tr><td>1 · [^<]+</td><td>primary</td>")
+        d.stop()
+
     def test_stats_and_dashboard_only_on_admin_listeners(self):
         d = self.daemon(basic_config(hello("v1")))
         self.assertEqual(http_get(d.public, "/stats.json").status, 404)

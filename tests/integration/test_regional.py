@@ -42,6 +42,19 @@ class RegionalTierTest(DaemonTestCase):
     def entry_keys(self):
         return sorted(k.decode() for k in self.redis("KEYS", "vx:e:*"))
 
+    def test_stats_json_has_the_regional_tier(self):
+        self.o.route("/s", Reply(200, b"s", headers=[("Cache-Control", "max-age=60")]))
+        a = self.daemon(config(self.o, self.redis.address))
+        b = self.daemon(config(self.o, self.redis.address))
+        self.assertEqual(http_request(a.public, "GET", "/s").body, b"s")
+        wait_until(lambda: len(self.entry_keys()) == 1, what="the regional copy")
+        self.assertEqual(http_request(b.public, "GET", "/s").body, b"s")   # b: edge miss, regional hit
+        import json
+        tiers = {t["tier"]: t for t in json.loads(http_request(b.admin, "GET", "/stats.json").body)["cache"]}
+        self.assertEqual((tiers["regional"]["lookups"], tiers["regional"]["hits"]), (1, 1), tiers)
+        self.assertNotIn("bytes", tiers["regional"], "the region's size is not this node's to report")
+        self.assertEqual(tiers["edge"]["lookups"], 1)
+
     def test_a_background_refresh_writes_the_region_too(self):
         # stale-while-revalidate at the edge: the refresh's new response replaces the regional copy as well, so
         # another node filling from the region does not get the older one.
