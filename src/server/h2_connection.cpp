@@ -477,6 +477,21 @@ long H2Connection::read_body(std::int32_t id, std::uint8_t* buf, std::size_t len
     if (st.drained) st.drained->cancel();  // room again: the exchange reads more from the upstream
     if (st.upstream_eof && st.pending.empty()) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (!st.trailers.empty()) {
+        // The upstream's trailer section: a HEADERS frame with END_STREAM after this last DATA (RFC 9113 §8.1).
+        std::vector<nghttp2_nv> nva;
+        nva.reserve(st.trailers.size());
+        for (auto& [n, v] : st.trailers) {
+          nva.push_back({reinterpret_cast<std::uint8_t*>(n.data()), reinterpret_cast<std::uint8_t*>(v.data()),
+                         n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+          st.head_bytes += n.size() + v.size();
+        }
+        if (nghttp2_submit_trailer(session_, st.id, nva.data(), nva.size()) == 0)
+          *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        else
+          st.error = "trailer_submit_failed";  // the stream still ends, without them
+        st.trailers.clear();
+      }
       finish(st);
     }
     return static_cast<long>(n);

@@ -38,6 +38,9 @@ struct H2Connection::Stream {
   std::string pending;
   std::size_t pending_off = 0;
   bool upstream_eof = false;      // the whole body is in `pending`
+  // the upstream's trailer fields (a chunked body's trailer section, names lower-case, fields a trailer may
+  // not carry dropped), sent as a trailing HEADERS frame with END_STREAM after the last DATA (RFC 9113 §8.1)
+  std::vector<std::pair<std::string, std::string>> trailers;
   bool deferred = false;          // read_body returned DEFERRED: resume when bytes come
   Timer* drained = nullptr;       // the exchange waits on it while `pending` is full
   core::Socket* upstream = nullptr;  // the exchange's upstream socket (cancelled when the stream goes away)

@@ -1,8 +1,8 @@
 // The reverse-proxy exchange of one HTTP/2 stream (see H2Connection::proxy): the HTTP/2 side of what proxy.cpp
 // does for an HTTP/1.1 connection, on the same upstream pieces (balancer, worker pool, request head writer,
 // response codec, Proxy-Status errors). One try, plus one more on a pooled connection the upstream had closed;
-// no coalescing and no cache store (an HTTP/2 miss is fetched, not stored). RFC 9110 §7.6, RFC 9113 §8.2.2,
-// RFC 9209. Runs on the connection's worker thread as its own coroutine; holds the stream alive.
+// no coalescing and no cache store (an HTTP/2 miss is fetched, not stored). A chunked body's trailer fields go
+// on as trailing HEADERS (RFC 9110 §6.5, RFC 9113 §8.1). RFC 9110 §7.6, RFC 9113 §8.2.2, RFC 9209. Runs on the connection's worker thread as its own coroutine; holds the stream alive.
 #include "h2_connection.hpp"
 #include "h2_stream.hpp"
 
@@ -18,7 +18,9 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <cctype>
 #include <cstring>
+#include <span>
 
 namespace virex::server {
 namespace {
@@ -44,6 +46,31 @@ struct Deadline {
   }
   ~Deadline() { timer.cancel(); }
 };
+
+// Fields a trailer section may not carry or that a proxy must not pass on (RFC 9110 §6.5.1): framing, routing,
+// connection-specific ones (RFC 9113 §8.2.2; a trailer is hop-to-hop content otherwise), and response control
+// data and content metadata that only the header section can carry. Lower-case names.
+bool dropped_trailer(std::string_view n) {
+  static constexpr std::string_view kDropped[] = {
+      "content-length", "transfer-encoding", "host", "connection", "keep-alive", "proxy-connection", "te",
+      "upgrade", "trailer", "content-encoding", "content-type", "content-range", "cache-control", "expires",
+      "age", "date", "location", "retry-after", "vary", "set-cookie", "authorization", "www-authenticate",
+      "proxy-authenticate", "proxy-authorization", "range", "if-match", "if-none-match", "if-modified-since",
+      "if-unmodified-since", "if-range", "max-forwards", "expect"};
+  for (const std::string_view d : kDropped)
+    if (n == d) return true;
+  return false;
+}
+
+// The trailer fields of a complete chunked response, as the stream will send them.
+void keep_trailers(std::vector<std::pair<std::string, std::string>>& out, std::span<const http::Header> in) {
+  out.clear();
+  for (const http::Header& f : in) {
+    std::string name(f.name);
+    for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (!dropped_trailer(name)) out.emplace_back(std::move(name), std::string(f.value));
+  }
+}
 }  // namespace
 
 void H2Connection::proxy_error(Stream& st, unsigned status, std::string_view error, std::string_view details) {
@@ -314,8 +341,12 @@ Awaitable<void> H2Connection::proxy(std::shared_ptr<Stream> hold) {
         st.pending.append(parser.body());
         continue;
       }
-      if (r.event == E::complete) complete = true;
-      else if (r.event == E::error) err = ProxyErrc::http_response_incomplete;
+      if (r.event == E::complete) {
+        complete = true;
+        if (rh.chunked) keep_trailers(st.trailers, parser.trailers());
+      } else if (r.event == E::error) {
+        err = ProxyErrc::http_response_incomplete;
+      }
       break;
     }
     if (st.deferred && (st.pending.size() > st.pending_off || complete)) {

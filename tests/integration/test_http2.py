@@ -244,6 +244,53 @@ class Http2Test(DaemonTestCase):
         self.assertRegex(r.stdout, rb"HTTP/2 50[24]")
         self.assertIn(b"proxy-status: virex-edge; error=", r.stdout)
 
+    def test_trailers_passed_over_h2(self):
+        o = Origin("a")
+        o.start()
+        self.addCleanup(o.close)
+        trailers = [("grpc-status", "0"), ("Grpc-Message", "all good"), ("Host", "evil"), ("Connection", "close")]
+        o.route("/api/t", Reply(200, b"grpc body", framing="chunked", headers=[("Content-Type", "application/grpc")],
+                                trailers=trailers))
+        o.route("/api/t0", Reply(200, b"", framing="chunked", trailers=[("X-Sum", "e3b0")]))
+        routes = "  - name: api\n    match: {prefix: /api/}\n    upstream: web\n"
+        d = self.daemon(h2_config(self.dir, extra_routes=routes,
+                                  upstream=f'upstreams:\n  web: {{endpoints: ["{o.endpoint}"]}}\n'))
+        # nghttp: the trailer section arrives as a second HEADERS frame that ends the stream.
+        r = subprocess.run([require_tool("nghttp"), "-v", f"http://127.0.0.1:{d.public}/api/t"], capture_output=True,
+                           timeout=20)
+        out = r.stdout.decode()
+        self.assertEqual(r.returncode, 0, out + r.stderr.decode())
+        self.assertIn("grpc body", out)
+        after_data = out[out.rindex("recv DATA frame"):]
+        self.assertRegex(after_data, r"recv HEADERS frame <length=\d+, flags=0x05, stream_id=1[13]>")
+        self.assertIn("; END_STREAM | END_HEADERS", after_data)
+        self.assertRegex(after_data, r"recv \(stream_id=1[13]\) grpc-status: 0")
+        self.assertRegex(after_data, r"recv \(stream_id=1[13]\) grpc-message: all good")
+        self.assertNotRegex(after_data, r"recv \(stream_id=1[13]\) (host|connection):")  # RFC 9110 §6.5.1
+        # The raw client: HEADERS, DATA (no END_STREAM), HEADERS with END_STREAM and only the trailer fields.
+        c = RawH2(d.public)
+        self.addCleanup(c.close)
+        for sid, path in ((1, "/api/t"), (3, "/api/t0")):
+            c.send(c.request(sid, path))
+            headers, body = c.response(sid, timeout=20)
+            frames = [f for f in c.frames if f.stream_id == sid and f.type in (h2raw.HEADERS, h2raw.DATA)]
+            self.assertEqual([f.type for f in frames][0], h2raw.HEADERS)
+            self.assertEqual(frames[0].headers[":status"], "200")
+            self.assertEqual(frames[-1].type, h2raw.HEADERS)
+            self.assertTrue(frames[-1].flags & h2raw.END_STREAM)
+            self.assertFalse(any(f.flags & h2raw.END_STREAM for f in frames[:-1]))
+            self.assertNotIn(":status", headers)
+            if sid == 1:
+                self.assertEqual(body, b"grpc body")
+                self.assertEqual(headers, {"grpc-status": "0", "grpc-message": "all good"})
+            else:
+                self.assertEqual(body, b"")
+                self.assertEqual(headers, {"x-sum": "e3b0"})
+        # The same route over HTTP/1.1: a correct (re-chunked) response with the body.
+        r = http_request(d.public, "GET", "/api/t")
+        self.assertEqual((r.status, r.body), (200, b"grpc body"))
+        self.assertEqual(len(o.requests(path="/api/t")), 3)
+
     def test_drain_sends_goaway_and_finishes_the_open_stream(self):
         d = self.daemon(h2_config(self.dir))
         c = RawH2(d.public, initial=h2raw.settings(initial_window_size=16384))
