@@ -4,6 +4,7 @@
 
 #include "h2_connection.hpp"
 
+#include <virex/cache/cache_status.hpp>
 #include <virex/pipeline/route_table.hpp>
 
 namespace virex::server {
@@ -25,6 +26,12 @@ struct H2Connection::Stream {
   std::shared_ptr<const cache::Entry> hold;
   const pipeline::CompiledRoute* route = nullptr;
   std::string_view cache;         // access log: "edge=hit" …
+  // An edge-cache miss on a caching route (respond() looked the key up): why it goes forward (none: the
+  // exchange does not store), the key and its hash. A GET without a body may be stored (h2_upstream.cpp).
+  cache::Forward fwd = cache::Forward::none;
+  bool cacheable = false;
+  std::string cache_key;
+  std::uint64_t cache_hash = 0;
   std::string_view error;
   std::size_t head_bytes = 0;
   std::chrono::steady_clock::time_point start;

@@ -1,10 +1,15 @@
 // The reverse-proxy exchange of one HTTP/2 stream (see H2Connection::proxy): the HTTP/2 side of what proxy.cpp
 // does for an HTTP/1.1 connection, on the same upstream pieces (balancer, worker pool, request head writer,
 // response codec, Proxy-Status errors). One try, plus one more on a pooled connection the upstream had closed;
-// no coalescing and no cache store (an HTTP/2 miss is fetched, not stored). A chunked body's trailer fields go
+// no coalescing. An edge-cache miss on a caching route is stored as the HTTP/1.1 path stores it (decide(),
+// make_entry(), seal(); bodies over max_object_bytes pass through unstored). A chunked body's trailer fields go
 // on as trailing HEADERS (RFC 9110 §6.5, RFC 9113 §8.1). RFC 9110 §7.6, RFC 9113 §8.2.2, RFC 9209. Runs on the connection's worker thread as its own coroutine; holds the stream alive.
+#include "cache_fill.hpp"
 #include "h2_connection.hpp"
 #include "h2_stream.hpp"
+
+#include <virex/cache/cache_status.hpp>
+#include <virex/cache/freshness.hpp>
 
 #include <virex/http/h1_response_parser.hpp>
 #include <virex/http/response.hpp>
@@ -317,6 +322,28 @@ Awaitable<void> H2Connection::proxy(std::shared_ptr<Stream> hold) {
   upstream::ResponseForward rf;
   rf.head_request = h.method == http::Method::head;
   rf.via = worker_.via();
+  // A miss on a caching route (respond() set fwd): stored when decide() allows it (RFC 9111 §3), as the
+  // HTTP/1.1 path does; Cache-Status says so (RFC 9211).
+  std::shared_ptr<cache::Entry> entry;
+  std::string store_body, extra;
+  const std::size_t max_object = worker_.edge_cache_max_object();
+  if (st.fwd != cache::Forward::none && route.cache && worker_.edge_cache()) {
+    cache::CacheStatus cs;
+    cs.fwd = st.fwd;
+    cs.fwd_status = rh.status;
+    if (st.cacheable && !rh.no_body && !rh.until_close) {
+      const auto d = cache::decide(h, rh, route.cache_policy, std::time(nullptr));
+      if (d.store && (!rh.content_length || *rh.content_length <= max_object)) {
+        entry = make_entry(h, rh, d, *snap, route, st.cache_key, worker_.via());
+        cs.stored = entry != nullptr;
+        if (entry) cs.ttl = d.ttl.count();
+      }
+    }
+    extra.append("Cache-Status: ");
+    cache::append_cache_status(extra, cs);
+    extra.append("\r\n");
+    rf.extra = extra;
+  }
   upstream::append_response_head(out_head, rh, rf);
   // RFC 9110 §6.6.1: the origin's Date stands; one is added only when it sent none.
   http::append_tail(out_head, rh.header("Date").empty() ? worker_.date_line() : std::string_view{},
@@ -339,11 +366,19 @@ Awaitable<void> H2Connection::proxy(std::shared_ptr<Stream> hold) {
       using E = http::H1ResponseParser::Event;
       if (r.event == E::body) {
         st.pending.append(parser.body());
+        if (entry) {
+          if (store_body.size() + parser.body().size() > max_object) entry.reset();  // too big: passed on only
+          else store_body.append(parser.body());
+        }
         continue;
       }
       if (r.event == E::complete) {
         complete = true;
         if (rh.chunked) keep_trailers(st.trailers, parser.trailers());
+        if (entry) {  // stored before the last bytes go out, like the HTTP/1.1 path
+          seal(*entry, std::move(store_body));
+          worker_.edge_cache()->insert(std::move(entry), st.cache_hash);
+        }
       } else if (r.event == E::error) {
         err = ProxyErrc::http_response_incomplete;
       }
