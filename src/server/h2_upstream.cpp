@@ -367,8 +367,12 @@ Awaitable<void> H2Connection::proxy(std::shared_ptr<Stream> hold) {
       if (r.event == E::body) {
         st.pending.append(parser.body());
         if (entry) {
-          if (store_body.size() + parser.body().size() > max_object) entry.reset();  // too big: passed on only
-          else store_body.append(parser.body());
+          if (store_body.size() + parser.body().size() > max_object) {  // too big: passed on only
+            entry.reset();
+            std::string().swap(store_body);
+          } else {
+            store_body.append(parser.body());
+          }
         }
         continue;
       }
