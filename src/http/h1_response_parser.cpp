@@ -2,8 +2,8 @@
 // and the fields into views in a fixed array (RFC 9112 §4, §5), decides the framing (RFC 9112 §6.3) and
 // refuses ambiguous framing (response smuggling, RFC 9112 §11.1); a head that is not whole in one feed, or
 // that is faulty, first goes through the shared resumable pre-scan (h1_common.hpp). The body is counted
-// (Content-Length), decoded (chunked, RFC 9112 §7.1; trailers checked and dropped) or read until close, and
-// handed out as views into the fed data. One instance per upstream exchange, one worker thread.
+// (Content-Length), decoded (chunked, RFC 9112 §7.1; trailer fields checked and kept, copied, for trailers())
+// or read until close, and handed out as views into the fed data. One instance per upstream exchange, one worker thread.
 #include <virex/http/h1_response_parser.hpp>
 
 #include "h1_common.hpp"
@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <string>
+#include <vector>
 
 namespace virex::http {
 namespace {
@@ -404,10 +406,10 @@ std::optional<std::uint64_t> parse_chunk_line(std::string_view s) noexcept {
   return size;
 }
 
-// A trailer field (RFC 9112 §7.1.2) is dropped, but must be well-formed, and may not carry framing (RFC 9110
-// §6.5.1): Content-Length or Transfer-Encoding there is refused. `line` is followed by its CRLF in memory.
-bool trailer_ok(std::string_view line) noexcept {
-  Header f;
+// A trailer field (RFC 9112 §7.1.2) must be well-formed, and may not carry framing (RFC 9110 §6.5.1):
+// Content-Length or Transfer-Encoding there is refused. `line` is followed by its CRLF in memory; `f` gets
+// the field's name and value (views into `line`).
+bool trailer_ok(std::string_view line, Header& f) noexcept {
   if (parse_field_line(line.data(), 0, line.size() + 2, f) == npos) return false;
   bool close = false, keep_alive = false;
   switch (kind_of(f.name)) {
@@ -462,6 +464,16 @@ struct H1ResponseParser::Impl {
   State state = State::head;
   bool head_request = false;
   bool started = false;
+  // The trailer section's fields, copied (their lines are consumed one feed at a time): names and values back
+  // to back in `trailer_text` (bounded with the section by max_header_bytes), their places in `trailer_at`,
+  // turned into views in `trailer_fields` once the message is complete. Empty unless a response has trailers;
+  // cleared, not freed, per response.
+  struct TrailerAt {
+    std::uint32_t name, name_len, value, value_len;
+  };
+  std::string trailer_text;
+  std::vector<TrailerAt> trailer_at;
+  std::vector<Header> trailer_fields;
 
   // Everything in place: no allocation once the Impl exists.
   void reset(bool keep_head_request) {
@@ -475,6 +487,25 @@ struct H1ResponseParser::Impl {
     state = State::head;
     head_request = keep_head_request && head_request;
     started = false;
+    trailer_text.clear();
+    trailer_at.clear();
+    trailer_fields.clear();
+  }
+
+  // Keeps one trailer field; false when there are more than max_headers.
+  bool keep_trailer(const Header& f) {
+    if (trailer_at.size() >= std::min(lim.max_headers, kMaxHeaderArray)) return false;
+    const auto at = static_cast<std::uint32_t>(trailer_text.size());
+    trailer_text.append(f.name).append(f.value);
+    trailer_at.push_back({at, static_cast<std::uint32_t>(f.name.size()), at + static_cast<std::uint32_t>(f.name.size()),
+                          static_cast<std::uint32_t>(f.value.size())});
+    return true;
+  }
+  void seal_trailers() {
+    trailer_fields.clear();
+    const std::string_view t(trailer_text);
+    for (const TrailerAt& a : trailer_at)
+      trailer_fields.push_back({t.substr(a.name, a.name_len), t.substr(a.value, a.value_len)});
   }
 
   Result fail(ResponseError e, std::size_t consumed) {
@@ -604,10 +635,13 @@ struct H1ResponseParser::Impl {
           const std::size_t budget = lim.max_header_bytes - std::min(section, lim.max_header_bytes);
           const LineKind k = take_line(d, pos, budget, line);
           if (k == LineKind::need_more) return {Event::need_more, pos};
-          if (k == LineKind::bad || !(line.empty() || trailer_ok(line))) return fail(ResponseError::bad_chunk, pos);
+          Header f;
+          if (k == LineKind::bad || !(line.empty() || trailer_ok(line, f))) return fail(ResponseError::bad_chunk, pos);
+          if (!line.empty() && !keep_trailer(f)) return fail(ResponseError::too_many_headers, pos);
           pos += line.size() + 2;
           section += line.size() + 2;
           if (line.empty()) {
+            seal_trailers();
             state = State::complete;
             return {Event::complete, pos};
           }
@@ -687,5 +721,9 @@ bool H1ResponseParser::in_message() const noexcept {
   return impl_ && impl_->started && impl_->state != Impl::State::complete;
 }
 bool H1ResponseParser::body_started() const noexcept { return impl_ && impl_->body_bytes > 0; }
+std::span<const Header> H1ResponseParser::trailers() const noexcept {
+  if (!impl_ || impl_->state != Impl::State::complete) return {};
+  return impl_->trailer_fields;
+}
 
 }  // namespace virex::http

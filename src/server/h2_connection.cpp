@@ -477,6 +477,21 @@ long H2Connection::read_body(std::int32_t id, std::uint8_t* buf, std::size_t len
     if (st.drained) st.drained->cancel();  // room again: the exchange reads more from the upstream
     if (st.upstream_eof && st.pending.empty()) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (!st.trailers.empty()) {
+        // The upstream's trailer section: a HEADERS frame with END_STREAM after this last DATA (RFC 9113 §8.1).
+        std::vector<nghttp2_nv> nva;
+        nva.reserve(st.trailers.size());
+        for (auto& [n, v] : st.trailers) {
+          nva.push_back({reinterpret_cast<std::uint8_t*>(n.data()), reinterpret_cast<std::uint8_t*>(v.data()),
+                         n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+          st.head_bytes += n.size() + v.size();
+        }
+        if (nghttp2_submit_trailer(session_, st.id, nva.data(), nva.size()) == 0)
+          *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        else
+          st.error = "trailer_submit_failed";  // the stream still ends, without them
+        st.trailers.clear();
+      }
       finish(st);
     }
     return static_cast<long>(n);
@@ -579,20 +594,25 @@ void H2Connection::respond(Stream& st) {
     return submit(st, head, head_only ? std::string_view{} : std::string_view(r.response.body));
   }
   // An `upstream` route: answered here from a fresh edge-cache entry (the same key, Vary and freshness rules as
-  // HTTP/1.1); a miss would go to the origin, which this HTTP/2 layer does not reach yet.
+  // HTTP/1.1); a miss goes to the origin (proxy()), which stores the response when it may.
   if (r.cache && worker_.edge_cache() && !r.cache_policy.private_scope &&
       (h.method == http::Method::get || h.method == http::Method::head)) {
-    std::string key, variant;
+    std::string& key = st.cache_key;
+    std::string variant;
     cache::build_key(key, h, r.cache_key);
-    const std::uint64_t hash = upstream::hash_key(key);
+    const std::uint64_t hash = st.cache_hash = upstream::hash_key(key);
     cache::Store& store = *worker_.edge_cache();
     auto e = store.lookup(key, hash);
+    st.fwd = cache::Forward::uri_miss;
     if (e && !e->vary.empty()) {
       std::vector<http::Header> vary;
       for (const std::string& name : e->vary) vary.push_back({"Vary", name});
       e = cache::vary_key(variant, h, vary) ? store.lookup(key, hash, variant) : nullptr;
+      if (!e) st.fwd = cache::Forward::vary_miss;
     }
+    st.cacheable = h.method == http::Method::get && !h.has_body() && st.req_body.empty();
     if (e) {
+      st.fwd = cache::Forward::stale;  // unless it is fresh, below: refetched (no revalidation over HTTP/2 yet)
       const auto in_cache =
           std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - e->stored_at);
       cache::StoreDecision d;
@@ -616,7 +636,10 @@ void H2Connection::respond(Stream& st) {
         return submit(st, head, head_only ? std::string_view{} : std::string_view(e->body));
       }
     }
-    st.cache = "edge=miss";
+    st.cache = st.fwd == cache::Forward::stale ? "edge=stale" : "edge=miss";
+    worker_.route_series(*listener_, *snapshot_, r.index)
+        .cache[static_cast<std::size_t>(st.fwd == cache::Forward::stale ? CacheResult::stale : CacheResult::miss)]
+        .inc();
   }
   if (st.req_too_large) {
     http::append_simple_response(st.owned, 413, date, "request body too large\n", http::ConnectionHeader::none,

@@ -4,6 +4,7 @@
 
 #include "h2_connection.hpp"
 
+#include <virex/cache/cache_status.hpp>
 #include <virex/pipeline/route_table.hpp>
 
 namespace virex::server {
@@ -25,6 +26,12 @@ struct H2Connection::Stream {
   std::shared_ptr<const cache::Entry> hold;
   const pipeline::CompiledRoute* route = nullptr;
   std::string_view cache;         // access log: "edge=hit" …
+  // An edge-cache miss on a caching route (respond() looked the key up): why it goes forward (none: the
+  // exchange does not store), the key and its hash. A GET without a body may be stored (h2_upstream.cpp).
+  cache::Forward fwd = cache::Forward::none;
+  bool cacheable = false;
+  std::string cache_key;
+  std::uint64_t cache_hash = 0;
   std::string_view error;
   std::size_t head_bytes = 0;
   std::chrono::steady_clock::time_point start;
@@ -38,6 +45,9 @@ struct H2Connection::Stream {
   std::string pending;
   std::size_t pending_off = 0;
   bool upstream_eof = false;      // the whole body is in `pending`
+  // the upstream's trailer fields (a chunked body's trailer section, names lower-case, fields a trailer may
+  // not carry dropped), sent as a trailing HEADERS frame with END_STREAM after the last DATA (RFC 9113 §8.1)
+  std::vector<std::pair<std::string, std::string>> trailers;
   bool deferred = false;          // read_body returned DEFERRED: resume when bytes come
   Timer* drained = nullptr;       // the exchange waits on it while `pending` is full
   core::Socket* upstream = nullptr;  // the exchange's upstream socket (cancelled when the stream goes away)

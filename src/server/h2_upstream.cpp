@@ -1,10 +1,15 @@
 // The reverse-proxy exchange of one HTTP/2 stream (see H2Connection::proxy): the HTTP/2 side of what proxy.cpp
 // does for an HTTP/1.1 connection, on the same upstream pieces (balancer, worker pool, request head writer,
 // response codec, Proxy-Status errors). One try, plus one more on a pooled connection the upstream had closed;
-// no coalescing and no cache store (an HTTP/2 miss is fetched, not stored). RFC 9110 §7.6, RFC 9113 §8.2.2,
-// RFC 9209. Runs on the connection's worker thread as its own coroutine; holds the stream alive.
+// no coalescing. An edge-cache miss on a caching route is stored as the HTTP/1.1 path stores it (decide(),
+// make_entry(), seal(); bodies over max_object_bytes pass through unstored). A chunked body's trailer fields go
+// on as trailing HEADERS (RFC 9110 §6.5, RFC 9113 §8.1). RFC 9110 §7.6, RFC 9113 §8.2.2, RFC 9209. Runs on the connection's worker thread as its own coroutine; holds the stream alive.
+#include "cache_fill.hpp"
 #include "h2_connection.hpp"
 #include "h2_stream.hpp"
+
+#include <virex/cache/cache_status.hpp>
+#include <virex/cache/freshness.hpp>
 
 #include <virex/http/h1_response_parser.hpp>
 #include <virex/http/response.hpp>
@@ -18,7 +23,9 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <cctype>
 #include <cstring>
+#include <span>
 
 namespace virex::server {
 namespace {
@@ -44,6 +51,31 @@ struct Deadline {
   }
   ~Deadline() { timer.cancel(); }
 };
+
+// Fields a trailer section may not carry or that a proxy must not pass on (RFC 9110 §6.5.1): framing, routing,
+// connection-specific ones (RFC 9113 §8.2.2; a trailer is hop-to-hop content otherwise), and response control
+// data and content metadata that only the header section can carry. Lower-case names.
+bool dropped_trailer(std::string_view n) {
+  static constexpr std::string_view kDropped[] = {
+      "content-length", "transfer-encoding", "host", "connection", "keep-alive", "proxy-connection", "te",
+      "upgrade", "trailer", "content-encoding", "content-type", "content-range", "cache-control", "expires",
+      "age", "date", "location", "retry-after", "vary", "set-cookie", "authorization", "www-authenticate",
+      "proxy-authenticate", "proxy-authorization", "range", "if-match", "if-none-match", "if-modified-since",
+      "if-unmodified-since", "if-range", "max-forwards", "expect"};
+  for (const std::string_view d : kDropped)
+    if (n == d) return true;
+  return false;
+}
+
+// The trailer fields of a complete chunked response, as the stream will send them.
+void keep_trailers(std::vector<std::pair<std::string, std::string>>& out, std::span<const http::Header> in) {
+  out.clear();
+  for (const http::Header& f : in) {
+    std::string name(f.name);
+    for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (!dropped_trailer(name)) out.emplace_back(std::move(name), std::string(f.value));
+  }
+}
 }  // namespace
 
 void H2Connection::proxy_error(Stream& st, unsigned status, std::string_view error, std::string_view details) {
@@ -290,6 +322,28 @@ Awaitable<void> H2Connection::proxy(std::shared_ptr<Stream> hold) {
   upstream::ResponseForward rf;
   rf.head_request = h.method == http::Method::head;
   rf.via = worker_.via();
+  // A miss on a caching route (respond() set fwd): stored when decide() allows it (RFC 9111 §3), as the
+  // HTTP/1.1 path does; Cache-Status says so (RFC 9211).
+  std::shared_ptr<cache::Entry> entry;
+  std::string store_body, extra;
+  const std::size_t max_object = worker_.edge_cache_max_object();
+  if (st.fwd != cache::Forward::none && route.cache && worker_.edge_cache()) {
+    cache::CacheStatus cs;
+    cs.fwd = st.fwd;
+    cs.fwd_status = rh.status;
+    if (st.cacheable && !rh.no_body && !rh.until_close) {
+      const auto d = cache::decide(h, rh, route.cache_policy, std::time(nullptr));
+      if (d.store && (!rh.content_length || *rh.content_length <= max_object)) {
+        entry = make_entry(h, rh, d, *snap, route, st.cache_key, worker_.via());
+        cs.stored = entry != nullptr;
+        if (entry) cs.ttl = d.ttl.count();
+      }
+    }
+    extra.append("Cache-Status: ");
+    cache::append_cache_status(extra, cs);
+    extra.append("\r\n");
+    rf.extra = extra;
+  }
   upstream::append_response_head(out_head, rh, rf);
   // RFC 9110 §6.6.1: the origin's Date stands; one is added only when it sent none.
   http::append_tail(out_head, rh.header("Date").empty() ? worker_.date_line() : std::string_view{},
@@ -312,10 +366,26 @@ Awaitable<void> H2Connection::proxy(std::shared_ptr<Stream> hold) {
       using E = http::H1ResponseParser::Event;
       if (r.event == E::body) {
         st.pending.append(parser.body());
+        if (entry) {
+          if (store_body.size() + parser.body().size() > max_object) {  // too big: passed on only
+            entry.reset();
+            std::string().swap(store_body);
+          } else {
+            store_body.append(parser.body());
+          }
+        }
         continue;
       }
-      if (r.event == E::complete) complete = true;
-      else if (r.event == E::error) err = ProxyErrc::http_response_incomplete;
+      if (r.event == E::complete) {
+        complete = true;
+        if (rh.chunked) keep_trailers(st.trailers, parser.trailers());
+        if (entry) {  // stored before the last bytes go out, like the HTTP/1.1 path
+          seal(*entry, std::move(store_body));
+          worker_.edge_cache()->insert(std::move(entry), st.cache_hash);
+        }
+      } else if (r.event == E::error) {
+        err = ProxyErrc::http_response_incomplete;
+      }
       break;
     }
     if (st.deferred && (st.pending.size() > st.pending_off || complete)) {

@@ -53,6 +53,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         in_body = true;
         break;
       case E::body:
+        check(p.trailers().empty());
         check(in_body && !h.no_body && r.consumed > 0 && !p.body().empty());
         check(p.body().data() >= buf.data() && p.body().data() + p.body().size() <= buf.data() + r.consumed);
         body_bytes += p.body().size();
@@ -62,6 +63,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         check(in_body && !p.in_message());
         if (h.content_length) check(body_bytes == *h.content_length);
         if (h.no_body) check(body_bytes == 0);
+        if (!h.chunked) check(p.trailers().empty());
+        {
+          std::size_t trailer_bytes = 0;  // the parser's own copies (ASan catches dangling ones), within the limits
+          for (const auto& f : p.trailers()) {
+            check(!f.name.empty());
+            trailer_bytes += f.name.size() + f.value.size();
+          }
+          check(p.trailers().size() <= lim.max_headers && trailer_bytes <= lim.max_header_bytes);
+        }
         in_body = false;
         if (h.status == 101) return 0;  // the rest is the tunnel's
         if (h.status >= 200) head_active = false;

@@ -25,8 +25,9 @@ Request: method, target, path, version, headers [(name, value)], header(name), b
          complete (whole body read).
 
 Behaviours (o.route(path, B)):
-    Reply(status=200, body=None, headers=(), framing="length"|"chunked"|"close", close=False)
-        body may be bytes, str or a callable(Request) -> bytes
+    Reply(status=200, body=None, headers=(), framing="length"|"chunked"|"close", close=False, trailers=())
+        body may be bytes, str or a callable(Request) -> bytes; trailers [(name, value)] go in the trailer
+        section of a chunked body (RFC 9112 §7.1.2)
     Upload()                          200 + JSON {"size", "sha256", "chunked"} of the request body (drained)
     Stream(size, framing=...)         a body of SIZE bytes generated on the fly (pattern(); pattern_sha256())
     Hold(gate, then=Reply())          nothing is sent until the threading.Event GATE is set (slow first byte);
@@ -219,10 +220,12 @@ def _wants_close(req):
 
 
 class Reply(Behaviour):
-    def __init__(self, status=200, body=None, headers=(), framing="length", close=False, reason=None):
+    def __init__(self, status=200, body=None, headers=(), framing="length", close=False, reason=None, trailers=()):
         assert framing in ("length", "chunked", "close")
+        assert not trailers or framing == "chunked"
         self.status, self.body, self.headers = status, body, list(headers)
         self.framing, self.close, self.reason = framing, close, reason
+        self.trailers = list(trailers)
 
     def make_body(self, conn, req):
         body = self.body
@@ -246,7 +249,8 @@ class Reply(Behaviour):
         out = _head(self.status, headers, self.reason)
         if not no_body:
             if self.framing == "chunked":
-                out += (f"{len(body):x}\r\n".encode() + body + b"\r\n" if body else b"") + b"0\r\n\r\n"
+                out += (f"{len(body):x}\r\n".encode() + body + b"\r\n" if body else b"") + b"0\r\n"
+                out += b"".join(f"{n}: {v}\r\n".encode("latin-1") for n, v in self.trailers) + b"\r\n"
             else:
                 out += body
         conn.send(out)

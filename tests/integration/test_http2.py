@@ -1,7 +1,9 @@
 """HTTP/2 (RFC 9113) on nghttp2 with real clients: curl --http2 over TLS (ALPN h2) and --http2-prior-knowledge on
 an h2c listener (which still serves HTTP/1.1), nghttp, h2load (20,000 requests, 0 failures); routes, 404/405,
-admin pages and edge-cache hits over HTTP/2; a 3 MB response streamed under a small flow-control window; GOAWAY
-with the open stream finished on drain (SIGTERM) and when a reload removes the listener.
+admin pages and edge-cache hits over HTTP/2; misses over HTTP/2 stored in the edge cache (hits for both
+protocols afterwards, max_object_bytes honoured); upstream trailers passed as trailing HEADERS; a 3 MB response
+streamed under a small flow-control window; GOAWAY with the open stream finished on drain (SIGTERM) and when a
+reload removes the listener.
 
 The per-connection resource budget (limits.http2) against a raw-frame client: rapid reset (CVE-2023-44487), a
 CONTINUATION flood, an HPACK bomb, PING / SETTINGS / empty-DATA floods, too many header fields, a stalled-window
@@ -9,6 +11,7 @@ flood — each ends in GOAWAY (ENHANCE_YOUR_CALM) and close, counted by reason, 
 another client still served."""
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -27,7 +30,8 @@ from origin import Origin, Reply, Stream, Upload, pattern_sha256
 BIG = 3 * 1024 * 1024
 
 
-def h2_config(d_dir, limits="", extra_routes="", upstream="", workers=1, tls="", admin_protocols="[http1, h2c]"):
+def h2_config(d_dir, limits="", extra_routes="", upstream="", workers=1, tls="", admin_protocols="[http1, h2c]",
+              cache=""):
     return f"""node: {{name: t, region: r, workers: {workers}}}
 limits: {{idle_timeout: 3s{limits}}}
 listeners:
@@ -40,7 +44,7 @@ listeners:
   - name: big
     match: {{path: /big}}
     respond: {{file: {d_dir}/big.bin}}
-{extra_routes}{upstream}observability: {{log_level: info, access_log: {{path: {d_dir}/access.log, format: combined}}}}
+{extra_routes}{upstream}{cache}observability: {{log_level: info, access_log: {{path: {d_dir}/access.log, format: combined}}}}
 """
 
 
@@ -182,17 +186,76 @@ class Http2Test(DaemonTestCase):
         routes = "  - name: c\n    match: {prefix: /c}\n    upstream: web\n    cache: {edge_ttl: 60s}\n"
         d = self.daemon(h2_config(self.dir, extra_routes=routes,
                                   upstream=f'upstreams:\n  web: {{endpoints: ["{o.endpoint}"]}}\n'))
-        # A miss over HTTP/2 goes to the origin (not stored: an HTTP/2 miss is fetched, not stored).
-        r = self.curl_h2c(d.public, "/c", "-H", "Host: localhost")
-        self.assertIn(b"HTTP/2 200", r.stdout)
-        self.assertTrue(r.stdout.endswith(b"cached body"))
         self.assertEqual(http_request(d.public, "GET", "/c").body, b"cached body")  # fills the cache (HTTP/1.1)
         r = self.curl_h2c(d.public, "/c", "-H", "Host: localhost")  # the same cache key (host) as the fill
         self.assertIn(b"HTTP/2 200", r.stdout)
         self.assertRegex(r.stdout, rb"cache-status: virex-edge; hit")
         self.assertRegex(r.stdout, rb"age: \d+")
         self.assertTrue(r.stdout.endswith(b"cached body"))
-        self.assertEqual(len(o.requests(path="/c")), 2)
+        self.assertEqual(len(o.requests(path="/c")), 1)
+
+    def test_edge_cache_fill_over_h2(self):
+        o = Origin("a")
+        o.start()
+        self.addCleanup(o.close)
+        cc = [("Cache-Control", "max-age=300")]
+        o.route("/c", Reply(200, b"cached body", headers=cc))
+        o.route("/chunked", Reply(200, b"chunked body", headers=cc, framing="chunked"))
+        o.route("/large", Reply(200, b"b" * 5000, headers=cc))
+        o.route("/largechunked", Reply(200, b"c" * 5000, headers=cc, framing="chunked"))
+        o.route("/nostore", Reply(200, b"private", headers=[("Cache-Control", "no-store")]))
+        routes = "  - name: c\n    match: {prefix: /}\n    upstream: web\n    cache: {edge_ttl: 60s}\n"
+        d = self.daemon(h2_config(self.dir, extra_routes=routes,
+                                  upstream=f'upstreams:\n  web: {{endpoints: ["{o.endpoint}"]}}\n',
+                                  cache="cache: {edge: {max_bytes: 64MiB, max_object_bytes: 4KiB}}\n"))
+        # The first HTTP/2 GET goes to the origin and is stored, as HTTP/1.1 stores it.
+        r = self.curl_h2c(d.public, "/c", "-H", "Host: localhost")
+        self.assertIn(b"HTTP/2 200", r.stdout)
+        m = re.search(rb"cache-status: virex-edge; fwd=uri-miss; fwd-status=200; stored; ttl=(\d+)\r\n", r.stdout)
+        self.assertIsNotNone(m, r.stdout)
+        self.assertIn(int(m.group(1)), (59, 60))  # max-age=300 capped by the route's edge_ttl
+        self.assertTrue(r.stdout.endswith(b"cached body"))
+        self.assertEqual(len(o.requests(path="/c")), 1)
+        # The second HTTP/2 GET and an HTTP/1.1 GET are hits; the origin saw one request.
+        r = self.curl_h2c(d.public, "/c", "-H", "Host: localhost")
+        self.assertRegex(r.stdout, rb"cache-status: virex-edge; hit; ttl=\d+")
+        self.assertRegex(r.stdout, rb"age: \d+")
+        self.assertTrue(r.stdout.endswith(b"cached body"))
+        h1 = http_request(d.public, "GET", "/c")
+        self.assertEqual((h1.status, h1.body), (200, b"cached body"))
+        self.assertRegex(h1.header("Cache-Status"), r"^virex-edge; hit")
+        self.assertEqual(len(o.requests(path="/c")), 1)
+        # A chunked origin body is stored too (the raw client: a hit has Content-Length, no trailers).
+        for path, body in (("/chunked", b"chunked body"),):
+            r = self.curl_h2c(d.public, path, "-H", "Host: localhost")
+            self.assertRegex(r.stdout, rb"cache-status: virex-edge; fwd=uri-miss; fwd-status=200; stored; ttl=\d+")
+            c = RawH2(d.public)
+            self.addCleanup(c.close)
+            c.send(c.request(1, path))
+            headers, got = c.response(1, timeout=20)
+            self.assertEqual((headers[":status"], got), ("200", body))
+            self.assertRegex(headers["cache-status"], r"^virex-edge; hit")
+            self.assertEqual(headers["content-length"], str(len(body)))
+            self.assertEqual(len(o.requests(path=path)), 1)
+        # Over max_object_bytes: passed on, not stored — announced as such with a Content-Length, found out
+        # while streaming for a chunked body. Either way the next request goes to the origin again.
+        for path, body in (("/large", b"b" * 5000), ("/largechunked", b"c" * 5000)):
+            for n in (1, 2):
+                r = self.curl_h2c(d.public, path, "-H", "Host: localhost")
+                self.assertIn(b"HTTP/2 200", r.stdout)
+                self.assertTrue(r.stdout.endswith(body), path)
+                self.assertRegex(r.stdout, rb"cache-status: virex-edge; fwd=uri-miss; fwd-status=200")
+                self.assertEqual(len(o.requests(path=path)), n, path)
+        self.assertNotIn(b"stored", self.curl_h2c(d.public, "/large", "-H", "Host: localhost").stdout)
+        # What decide() refuses is not stored either.
+        for n in (1, 2):
+            r = self.curl_h2c(d.public, "/nostore", "-H", "Host: localhost")
+            self.assertTrue(r.stdout.endswith(b"private"))
+            self.assertEqual(len(o.requests(path="/nostore")), n)
+        self.assertNotIn(b"stored", r.stdout)
+        m = fetch_metrics(d.admin)
+        self.assertEqual(metric_sum(m, "virex_cache_requests_total", route="c", result="hit"), 3)
+        self.assertEqual(metric_sum(m, "virex_cache_requests_total", route="c", result="miss"), 9)
 
     def test_proxy_over_h2(self):
         o = Origin("a")
@@ -243,6 +306,53 @@ class Http2Test(DaemonTestCase):
         r = self.curl_h2c(d.public, "/api/small")
         self.assertRegex(r.stdout, rb"HTTP/2 50[24]")
         self.assertIn(b"proxy-status: virex-edge; error=", r.stdout)
+
+    def test_trailers_passed_over_h2(self):
+        o = Origin("a")
+        o.start()
+        self.addCleanup(o.close)
+        trailers = [("grpc-status", "0"), ("Grpc-Message", "all good"), ("Host", "evil"), ("Connection", "close")]
+        o.route("/api/t", Reply(200, b"grpc body", framing="chunked", headers=[("Content-Type", "application/grpc")],
+                                trailers=trailers))
+        o.route("/api/t0", Reply(200, b"", framing="chunked", trailers=[("X-Sum", "e3b0")]))
+        routes = "  - name: api\n    match: {prefix: /api/}\n    upstream: web\n"
+        d = self.daemon(h2_config(self.dir, extra_routes=routes,
+                                  upstream=f'upstreams:\n  web: {{endpoints: ["{o.endpoint}"]}}\n'))
+        # nghttp: the trailer section arrives as a second HEADERS frame that ends the stream.
+        r = subprocess.run([require_tool("nghttp"), "-v", f"http://127.0.0.1:{d.public}/api/t"], capture_output=True,
+                           timeout=20)
+        out = r.stdout.decode()
+        self.assertEqual(r.returncode, 0, out + r.stderr.decode())
+        self.assertIn("grpc body", out)
+        after_data = out[out.rindex("recv DATA frame"):]
+        self.assertRegex(after_data, r"recv HEADERS frame <length=\d+, flags=0x05, stream_id=1[13]>")
+        self.assertIn("; END_STREAM | END_HEADERS", after_data)
+        self.assertRegex(after_data, r"recv \(stream_id=1[13]\) grpc-status: 0")
+        self.assertRegex(after_data, r"recv \(stream_id=1[13]\) grpc-message: all good")
+        self.assertNotRegex(after_data, r"recv \(stream_id=1[13]\) (host|connection):")  # RFC 9110 §6.5.1
+        # The raw client: HEADERS, DATA (no END_STREAM), HEADERS with END_STREAM and only the trailer fields.
+        c = RawH2(d.public)
+        self.addCleanup(c.close)
+        for sid, path in ((1, "/api/t"), (3, "/api/t0")):
+            c.send(c.request(sid, path))
+            headers, body = c.response(sid, timeout=20)
+            frames = [f for f in c.frames if f.stream_id == sid and f.type in (h2raw.HEADERS, h2raw.DATA)]
+            self.assertEqual([f.type for f in frames][0], h2raw.HEADERS)
+            self.assertEqual(frames[0].headers[":status"], "200")
+            self.assertEqual(frames[-1].type, h2raw.HEADERS)
+            self.assertTrue(frames[-1].flags & h2raw.END_STREAM)
+            self.assertFalse(any(f.flags & h2raw.END_STREAM for f in frames[:-1]))
+            self.assertNotIn(":status", headers)
+            if sid == 1:
+                self.assertEqual(body, b"grpc body")
+                self.assertEqual(headers, {"grpc-status": "0", "grpc-message": "all good"})
+            else:
+                self.assertEqual(body, b"")
+                self.assertEqual(headers, {"x-sum": "e3b0"})
+        # The same route over HTTP/1.1: a correct (re-chunked) response with the body.
+        r = http_request(d.public, "GET", "/api/t")
+        self.assertEqual((r.status, r.body), (200, b"grpc body"))
+        self.assertEqual(len(o.requests(path="/api/t")), 3)
 
     def test_drain_sends_goaway_and_finishes_the_open_stream(self):
         d = self.daemon(h2_config(self.dir))

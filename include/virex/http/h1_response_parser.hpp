@@ -94,6 +94,13 @@ class H1ResponseParser {
   ResponseError error() const noexcept;
   bool in_message() const noexcept;     // some bytes of a response fed, not complete
   bool body_started() const noexcept;   // any body byte has been produced for this response
+  // The trailer fields of a chunked response (RFC 9112 §7.1.2), in received order, as sent (names not
+  // case-folded; framing fields are refused by the codec, other fields RFC 9110 §6.5.1 keeps out of a trailer
+  // section are the caller's to drop). Non-empty only once the message is `complete`; the views are the
+  // parser's own copies (not views into the fed data) and stay valid until next(). At most
+  // max_headers fields (else error too_many_headers); their bytes count towards max_header_bytes with the
+  // last-chunk line.
+  std::span<const Header> trailers() const noexcept;
 
  private:
   struct Impl;

@@ -34,7 +34,8 @@ struct Options {
   bool eof = true;                  // the upstream closes once all input is fed
 };
 
-// One canonical line per outcome: "<status> <framing> <ka|close> [<body>] <complete|open>" per response,
+// One canonical line per outcome: "<status> <framing> <ka|close> [<body>] <complete|open>" per response (then
+// " {Name=value|…}" when it had trailer fields),
 // joined by "; ", then " error=<reason>" and " left=<unconsumed bytes>" when there are any.
 struct Outcome {
   std::vector<std::string> messages;
@@ -72,13 +73,14 @@ Outcome run(const std::string& input, const std::vector<std::size_t>& cuts, cons
   std::size_t finals = 0;
   auto set_head = [&] { p.set_head_request(finals < opt.head_requests.size() && opt.head_requests[finals]); };
   set_head();
-  std::string buf, head_line, body;
+  std::string buf, head_line, body, trailers;
   std::size_t fed = 0, next_cut = 0, body_bytes = 0;
   bool tunnel = false;
   auto finish_message = [&](bool complete) {
-    out.messages.push_back(head_line + " [" + body + "] " + (complete ? "complete" : "open"));
+    out.messages.push_back(head_line + " [" + body + "] " + (complete ? "complete" : "open") + trailers);
     head_line.clear();
     body.clear();
+    trailers.clear();
   };
   for (int guard = 0; guard < 1000000; ++guard) {
     const auto r = p.feed(buf);
@@ -103,10 +105,17 @@ Outcome run(const std::string& input, const std::vector<std::size_t>& cuts, cons
       out.trace += 'C';
       const unsigned status = p.head().status;
       if (const auto& cl = p.head().content_length) { EXPECT_EQ(body_bytes, *cl); }
+      if (!p.head().chunked) { EXPECT_TRUE(p.trailers().empty()); }
+      for (const Header& f : p.trailers()) {
+        EXPECT_FALSE(within(f.name, buf, buf.size())) << "trailers are the parser's copies";
+        trailers += (trailers.empty() ? " {" : "|") + std::string(f.name) + "=" + std::string(f.value);
+      }
+      if (!trailers.empty()) trailers += "}";
       finish_message(true);
+      p.next();
+      EXPECT_TRUE(p.trailers().empty()) << "next() forgets the trailers";
       if (status == 101) tunnel = true;  // the rest belongs to the tunnel
       if (status / 100 != 1) ++finals;
-      p.next();
       if (status / 100 != 1) set_head();
     } else if (r.event == Event::error) {
       out.trace += 'E';
@@ -197,9 +206,21 @@ const std::vector<Case> kValid = {
     {"content_length_zero", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "200 cl=0 ka [] complete"},
     {"identical_duplicate_cl", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\nok",
      "200 cl=2 ka [ok] complete"},
-    {"chunked_ext_trailers", kChunked, "200 chunked ka [Wiki" "pedia in\r\n\r\nchunks.] complete"},
+    {"chunked_ext_trailers", kChunked,
+     "200 chunked ka [Wiki" "pedia in\r\n\r\nchunks.] complete {Expires=never|X-T=y}"},
+    // Trailer fields are kept as sent (OWS trimmed, names not folded), in order, duplicates included, and
+    // belong to their own message only.
+    {"trailers_kept_per_message",
+     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\ngrpc-status: 0\r\nGrpc-Message:\t a b \r\n"
+     "X: 1\r\nx: 2\r\nConnection: close\r\n\r\n"
+     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+     "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz",
+     "200 chunked ka [ok] complete {grpc-status=0|Grpc-Message=a b|X=1|x=2|Connection=close}; "
+     "200 chunked ka [] complete; 200 cl=1 ka [z] complete"},
+    {"trailers_at_max_headers", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nA: 1\r\nB: 2\r\n\r\n",
+     "200 chunked ka [] complete {A=1|B=2}", limits(1024, 2)},
     {"chunked_then_next", kChunked + "HTTP/1.1 204 No Content\r\n\r\n",
-     "200 chunked ka [Wikipedia in\r\n\r\nchunks.] complete; 204 no-body ka [] complete"},
+     "200 chunked ka [Wikipedia in\r\n\r\nchunks.] complete {Expires=never|X-T=y}; 204 no-body ka [] complete"},
     {"gzip_then_chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nzz\r\n0\r\n\r\n",
      "200 chunked ka [zz] complete"},
     {"until_close", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nstreamed until close",
@@ -266,7 +287,7 @@ const std::vector<Case> kValid = {
      "200 chunked ka [z] complete"},
     // The last-chunk line and the trailer section share max_header_bytes, whatever the reads.
     {"trailers_within_limit", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: " + std::string(80, 't') + "\r\n\r\n",
-     "200 chunked ka [] complete", limits(128, 100)},
+     "200 chunked ka [] complete {X=" + std::string(80, 't') + "}", limits(128, 100)},
     {"te_parameter_on_last_coding", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked;x=1\r\n\r\n0\r\n\r\n",
      "200 chunked ka [] complete"},
 };
@@ -367,6 +388,8 @@ const std::vector<Case> kErrors = {
      "200 chunked ka [] open error=bad_chunk"},
     {"trailer_bad_connection", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nConnection: a b\r\n\r\n",
      "200 chunked ka [] open error=bad_chunk"},
+    {"too_many_trailers", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n",
+     "200 chunked ka [] open error=too_many_headers", limits(1024, 2)},
     {"trailers_over_limit", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: " + std::string(130, 't') + "\r\n\r\n",
      "200 chunked ka [] open error=bad_chunk", limits(128, 100)},
 };
