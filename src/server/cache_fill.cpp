@@ -82,20 +82,10 @@ std::shared_ptr<cache::Entry> make_entry(const http::RequestHead& req, const htt
       continue;
     }
     std::string out;
-    std::string_view rest = tag;
-    while (!rest.empty()) {
-      const auto open = rest.find('{');
-      const auto close = open == std::string_view::npos ? open : rest.find('}', open);
-      if (close == std::string_view::npos) {
-        out.append(rest);
-        break;
-      }
-      out.append(rest.substr(0, open));
-      const std::string_view name = rest.substr(open + 1, close - open - 1);
+    http::expand_template(out, tag, [&](std::string_view name) {
       for (std::size_t i = 0; i < m.ncaptures; ++i)
         if (m.captures[i].name == name) out.append(m.captures[i].value);
-      rest.remove_prefix(close + 1);
-    }
+    });
     e->tags.push_back(std::move(out));
   }
   for (const http::Header& f : rh.headers) {

@@ -142,15 +142,7 @@ Awaitable<void> H2Connection::proxy(std::shared_ptr<Stream> hold) {
   if (!st.req_body.empty() || (h.method != http::Method::get && h.method != http::Method::head))
     h.content_length = st.req_body.size();
   std::string path;
-  std::string_view rest = h.path;
-  if (!ru.strip_prefix.empty() && rest.starts_with(ru.strip_prefix)) rest.remove_prefix(ru.strip_prefix.size());
-  if (!ru.add_prefix.empty()) {
-    path = ru.add_prefix;
-    if (path.back() == '/' && rest.starts_with('/')) rest.remove_prefix(1);
-  }
-  if (path.empty() && !rest.starts_with('/')) path = "/";
-  else if (!path.empty() && path.back() != '/' && !rest.empty() && !rest.starts_with('/')) path.push_back('/');
-  path.append(rest);
+  upstream::rewrite_path(path, h.path, ru.strip_prefix, ru.add_prefix);
   if (client_ip_.empty()) {
     boost::system::error_code ec;
     auto a = stream_.remote_endpoint(ec).address();

@@ -525,16 +525,7 @@ void Connection::build_upstream_head(std::string& out, const http::RequestHead& 
   const config::RouteUpstream& ru = *pending_.route->upstream;
   const config::Upstream& cfg = *snapshot_->clusters[pending_.route->cluster].config;
   std::string& path = up_path_;  // reused across requests on this connection
-  path.clear();
-  std::string_view rest = h.path;
-  if (!ru.strip_prefix.empty() && rest.starts_with(ru.strip_prefix)) rest.remove_prefix(ru.strip_prefix.size());
-  if (!ru.add_prefix.empty()) {
-    path = ru.add_prefix;
-    if (path.back() == '/' && rest.starts_with('/')) rest.remove_prefix(1);
-  }
-  if (path.empty() && !rest.starts_with('/')) path = "/";
-  else if (!path.empty() && path.back() != '/' && !rest.empty() && !rest.starts_with('/')) path.push_back('/');
-  path.append(rest);
+  upstream::rewrite_path(path, h.path, ru.strip_prefix, ru.add_prefix);
   upstream::RequestForward f;
   f.path = path;
   f.query = h.query;

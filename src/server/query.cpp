@@ -6,6 +6,7 @@
 #include "connection.hpp"
 #include "shard_metrics.hpp"
 
+#include <virex/http/text.hpp>
 #include <virex/shard/client.hpp>
 #include <virex/shard/merge.hpp>
 #include <virex/shard/params.hpp>
@@ -27,19 +28,10 @@ constexpr std::string_view kProtobuf = "application/x-protobuf";
 // `{name}` in `tpl` replaced by the capture of that name.
 std::string expand(std::string_view tpl, const std::vector<std::pair<std::string, std::string>>& captures) {
   std::string out;
-  while (!tpl.empty()) {
-    const auto open = tpl.find('{');
-    const auto close = open == std::string_view::npos ? open : tpl.find('}', open);
-    if (close == std::string_view::npos) {
-      out.append(tpl);
-      break;
-    }
-    out.append(tpl.substr(0, open));
-    const std::string_view name = tpl.substr(open + 1, close - open - 1);
+  http::expand_template(out, tpl, [&](std::string_view name) {
     for (const auto& [n, v] : captures)
       if (n == name) out.append(v);
-    tpl.remove_prefix(close + 1);
-  }
+  });
   return out;
 }
 

@@ -368,6 +368,19 @@ ResponseFraming append_response_head(std::string& out, const http::ResponseHead&
   return framing;
 }
 
+void rewrite_path(std::string& out, std::string_view path, std::string_view strip_prefix, std::string_view add_prefix) {
+  out.clear();
+  std::string_view rest = path;
+  if (!strip_prefix.empty() && rest.starts_with(strip_prefix)) rest.remove_prefix(strip_prefix.size());
+  if (!add_prefix.empty()) {
+    out = add_prefix;
+    if (out.back() == '/' && rest.starts_with('/')) rest.remove_prefix(1);
+  }
+  if (out.empty() && !rest.starts_with('/')) out = "/";
+  else if (!out.empty() && out.back() != '/' && !rest.empty() && !rest.starts_with('/')) out.push_back('/');
+  out.append(rest);
+}
+
 bool wants_websocket(const http::RequestHead& head) noexcept {
   // RFC 6455 §4.1 (client handshake items 2, 5, 6) and §4.2.1: GET, HTTP/1.1 or later, an Upgrade field
   // listing "websocket" and a Connection field listing "Upgrade", both case-insensitive.

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace virex::http {
@@ -23,6 +24,23 @@ inline std::string_view trim_ows(std::string_view s) noexcept {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
+}
+
+// Appends `tpl` to `out` with every `{name}` replaced by what `value(name)` appends (route templates such as
+// "customer:{customer_id}"); text after an unclosed '{' is copied as it is.
+template <class AppendValue>
+void expand_template(std::string& out, std::string_view tpl, AppendValue&& value) {
+  while (!tpl.empty()) {
+    const auto open = tpl.find('{');
+    const auto close = open == std::string_view::npos ? open : tpl.find('}', open);
+    if (close == std::string_view::npos) {
+      out.append(tpl);
+      return;
+    }
+    out.append(tpl.substr(0, open));
+    value(tpl.substr(open + 1, close - open - 1));
+    tpl.remove_prefix(close + 1);
+  }
 }
 
 }  // namespace virex::http

@@ -17,6 +17,10 @@ namespace virex::upstream {
 // Whether `addr` (an IPv4 or IPv6 address in text, as from the socket) lies in one of `ranges`.
 bool is_trusted(std::span<const config::Cidr> ranges, std::string_view addr) noexcept;
 
+// The path a route sends upstream (its `rewrite:`), replacing `out`: `strip_prefix` removed when the path starts
+// with it, then `add_prefix` put in front (one '/' between them); the result always starts with '/'.
+void rewrite_path(std::string& out, std::string_view path, std::string_view strip_prefix, std::string_view add_prefix);
+
 struct RequestForward {
   std::string_view path;            // after the route's rewrite (strip/add prefix); must start with '/'
   std::string_view query;           // without '?'; empty = none

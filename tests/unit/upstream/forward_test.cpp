@@ -250,6 +250,22 @@ http::RequestHead simple_head(std::span<const http::Header> headers) {
   return head;
 }
 
+TEST(RewritePath, StripAndAddPrefixes) {
+  struct Case { std::string_view path, strip, add, want; };
+  const Case cases[] = {
+      {"/api/v1/x", "", "", "/api/v1/x"},     {"/api/v1/x", "/api", "", "/v1/x"},
+      {"/api", "/api", "", "/"},              {"/api/x", "/api/", "", "/x"},
+      {"/api/x", "/api", "/svc", "/svc/x"},   {"/api/x", "/api", "/svc/", "/svc/x"},
+      {"/x", "", "/svc", "/svc/x"},           {"/api", "/api", "/svc", "/svc"},
+      {"/other", "/api", "/svc/", "/svc/other"},
+  };
+  std::string out = "stale";
+  for (const Case& c : cases) {
+    rewrite_path(out, c.path, c.strip, c.add);
+    EXPECT_EQ(out, c.want) << c.path << " strip " << c.strip << " add " << c.add;
+  }
+}
+
 TEST(RequestLine, PathQueryAndHostOverride) {
   const std::vector<http::Header> headers = {{"host", "h.example:8443"}, {"Host", "second"}};
   auto head = simple_head(headers);
