@@ -366,6 +366,7 @@ void append_combined(std::string& out, const AccessRecord& r) {
   append_extra(out, "cache", r.cache);
   append_extra(out, "regional", r.regional);
   append_extra(out, "upstream", r.upstream);
+  append_extra(out, "shards", r.shards);
   if (r.upstream_time.count() >= 0) {
     out += " urt=";
     append_seconds(out, r.upstream_time);
@@ -411,6 +412,7 @@ void append_json(std::string& out, const AccessRecord& r) {
   if (!r.cache.empty()) append_json_field(out, "cache", r.cache);
   if (!r.regional.empty()) append_json_field(out, "regional", r.regional);
   if (!r.upstream.empty()) append_json_field(out, "upstream", r.upstream);
+  if (!r.shards.empty()) append_json_field(out, "shards", r.shards);
   if (r.upstream_time.count() >= 0) {
     out += ",\"upstream_time_s\":";
     append_seconds(out, r.upstream_time);

@@ -451,6 +451,7 @@ void Connection::on_head() {
   const bool proxied = p.route && (p.route->upstream || p.route->query) && !p.hit;
   p.up_span.present = false;
   p.db_spans.clear();
+  p.shards.clear();
   if (!listener_->admin && (worker_.access_log_enabled() || !trace_header.empty() || proxied || worker_.tracing())) {
     const std::string_view tp = h.header("traceparent");
     const auto ctx = tp.empty() ? std::nullopt : observe::parse_traceparent(tp);
@@ -858,6 +859,7 @@ void Connection::log_access(unsigned status, std::size_t bytes_out, std::size_t 
   if (p.route && p.route->cache)
     r.cache = kEdgeOutcomes[edge_outcome(p)];
   r.regional = regional_log();
+  r.shards = p.shards;
   r.upstream_time = p.upstream_time;
   r.error = error;
   worker_.log_access(r);

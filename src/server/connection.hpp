@@ -69,6 +69,7 @@ class Connection {
       std::string_view cluster, endpoint, error;
       unsigned tries = 0;
     } up_span;
+    std::string shards;                        // query routes: "id:role" per shard statement (access log)
     struct DbSpan {                            // one shard statement of a query route (a client span each)
       std::array<std::uint8_t, 8> span_id{};
       std::uint64_t start_ns = 0, end_ns = 0;  // unix ns

@@ -244,7 +244,10 @@ Awaitable<void> Connection::query() {
       if (sampled) comments.push_back(sql_comment(p.trace_id, span.span_id, static_cast<std::uint8_t>(p.trace.flags | 1)));
     }
   }
+  p.shards.clear();
   const auto record_span = [&](std::size_t i, std::int64_t shard_id, const shard::QueryOutcome& o) {
+    if (!p.shards.empty()) p.shards.push_back(',');
+    p.shards.append(std::to_string(shard_id)).append(o.role == shard::Role::replica ? ":replica" : ":primary");
     if (i >= p.db_spans.size()) return;
     auto& span = p.db_spans[i];
     span.start_ns = o.start_unix_ns;

@@ -323,6 +323,21 @@ CACHED_ROUTES = """  - name: cached_orders
 """
 
 
+class AccessLogTest(DaemonTestCase):
+    def test_access_log_names_the_shards_and_roles(self):
+        import os
+        import tempfile
+        from harness import json_lines
+        path = os.path.join(tempfile.mkdtemp(prefix="virex-shard-log-"), "access.json")
+        d = self.daemon(config(CLUSTER, FANOUT_ROUTES, access_log=(path, "json")))
+        self.assertEqual(get_json(d.public, "/v1/customers/2001/orders")[0].status, 200)
+        self.assertEqual(get_json(d.public, "/v1/orders/all")[0].status, 200)
+        d.stop()
+        lines = {l["target"]: l for l in json_lines(path)}
+        self.assertRegex(lines["/v1/customers/2001/orders"]["shards"], r"^2:(primary|replica)$")
+        self.assertRegex(lines["/v1/orders/all"]["shards"], r"^0:(primary|replica),1:primary,2:primary$")
+
+
 class CacheTest(DaemonTestCase):
     def test_a_write_purges_what_it_names_and_the_next_get_shows_it(self):
         d = self.daemon(config(CLUSTER, CACHED_ROUTES) + "cache: {edge: {max_bytes: 16MiB}}\n")

@@ -34,6 +34,7 @@ struct AccessRecord {
   std::string_view cache;                      // e.g. "edge=hit"
   std::string_view regional;                   // the regional tier's outcome: hit|miss|error|timeout|skipped
   std::string_view upstream;                   // endpoint ("host:port") of the last upstream try
+  std::string_view shards;                     // shard statements of a query route: "1:replica", "0:primary,1:…"
   std::chrono::nanoseconds upstream_time{-1};  // request sent upstream → response head; < 0 = none
   std::string_view trace_id;
 };

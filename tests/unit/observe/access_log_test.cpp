@@ -91,6 +91,15 @@ TEST(AccessLogFormat, Combined) {
             "trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\" error=\"upstream_connect\"");
 }
 
+TEST(AccessLogFormat, ShardsOfAQueryRoute) {
+  AccessRecord r = basic();
+  r.shards = "0:primary,1:replica";
+  const std::string combined = format_combined(r);
+  EXPECT_TRUE(combined.ends_with(" route=\"api\" shards=\"0:primary,1:replica\"")) << combined;
+  const std::string json = format_json(r);
+  EXPECT_NE(json.find(",\"shards\":\"0:primary,1:replica\""), std::string::npos) << json;
+}
+
 TEST(AccessLogFormat, CombinedEscapesHostileBytes) {
   const std::string line = format_combined(hostile());
   EXPECT_EQ(line,
