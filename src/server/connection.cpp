@@ -446,7 +446,17 @@ void Connection::on_head() {
   p.regional_private = false;
   p.invalidate = false;
   p.regional_span.present = false;
-  if (p.route && p.route->cache && worker_.edge_cache()) cache_lookup(h);
+  p.cache_lookup_ns = 0;
+  if (p.route && p.route->cache && worker_.edge_cache()) {
+    if (worker_.tracing()) {  // timed only when spans may be exported: the lookup is a span of its own
+      const auto t0 = std::chrono::steady_clock::now();
+      cache_lookup(h);
+      p.cache_lookup_ns = static_cast<std::uint32_t>(std::min<std::int64_t>(
+          UINT32_MAX, std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count()));
+    } else {
+      cache_lookup(h);
+    }
+  }
   // The upstream gets a traceparent (W3C §3.2); a query route's statements a sqlcommenter comment.
   const bool proxied = p.route && (p.route->upstream || p.route->query) && !p.hit;
   p.up_span.present = false;
@@ -732,6 +742,9 @@ void Connection::export_spans(unsigned status, std::string_view error, std::chro
   if (!observe::sample(p.trace, p.has_parent, status, failed, duration, worker_.sampling())) return;
   std::vector<observe::Span>& spans = worker_.span_scratch();
   spans.clear();
+  // Room for every span this request can have (server, edge lookup, regional, upstream, one per shard): the
+  // server span `s` below stays valid while its children are added.
+  spans.reserve(4 + p.db_spans.size());
   const auto start_ns = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(p.wall.time_since_epoch()).count());
   auto text = [&](int i) -> std::string_view {
@@ -759,8 +772,23 @@ void Connection::export_spans(unsigned status, std::string_view error, std::chro
     s.attributes.emplace_back("server.address", text(kHost));
   }
   s.int_attributes.emplace_back("http.response.status_code", status);
-  if (p.route && p.route->cache)  // the edge-cache outcome (a lookup is too short to be worth a span of its own)
-    s.attributes.emplace_back("virex.cache.edge", kEdgeOutcomes[edge_outcome(p)].substr(5));
+  if (p.route && p.route->cache) {
+    // The edge-cache lookup: an internal span at the start of the request, with its outcome (also on the server
+    // span, where queries by outcome find it).
+    const std::string_view outcome = kEdgeOutcomes[edge_outcome(p)].substr(5);
+    s.attributes.emplace_back("virex.cache.edge", outcome);
+    if (p.cache_lookup_ns) {
+      observe::Span& c = spans.emplace_back();
+      c.trace_id = p.trace.trace_id;
+      c.span_id = worker_.new_trace().parent_id;
+      c.parent_span_id = p.span_id;
+      c.name.assign("edge cache lookup");
+      c.kind = observe::SpanKind::internal;
+      c.start_unix_ns = start_ns;
+      c.end_unix_ns = start_ns + p.cache_lookup_ns;
+      c.attributes.emplace_back("virex.cache.edge", outcome);
+    }
+  }
   if (p.regional_span.present) {
     // The regional lookup: a network round trip to Redis, a client span under the server span.
     s.attributes.emplace_back("virex.cache.regional", regional_log());

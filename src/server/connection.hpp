@@ -70,6 +70,7 @@ class Connection {
       unsigned tries = 0;
     } up_span;
     std::string shards;                        // query routes: "id:role" per shard statement (access log)
+    std::uint32_t cache_lookup_ns = 0;         // the edge-cache lookup's time, when trace export is on (its span)
     struct DbSpan {                            // one shard statement of a query route (a client span each)
       std::array<std::uint8_t, 8> span_id{};
       std::uint64_t start_ns = 0, end_ns = 0;  // unix ns

@@ -126,6 +126,16 @@ class TraceExportTest(DaemonTestCase):
         self.assertIn(3, miss, "the miss went upstream")
         self.assertEqual(hit[2]["attributes"].get("virex.cache.edge"), "hit")
         self.assertNotIn(3, hit, "a hit has no upstream span")
+        # The lookup itself: an internal span (kind 1) under the server span, at the start of the request.
+        wait_until(lambda: 1 in {s["kind"] for s in self.rx.of_trace(traces[1])}, what="the lookup span")
+        for t, outcome in ((traces[0], "miss"), (traces[1], "hit")):
+            spans = {s["kind"]: s for s in self.rx.of_trace(t)}
+            lookup, server = spans[1], spans[2]
+            self.assertEqual(lookup["name"], "edge cache lookup")
+            self.assertEqual(lookup["parent_span_id"], server["span_id"])
+            self.assertEqual(lookup["attributes"].get("virex.cache.edge"), outcome)
+            self.assertGreaterEqual(lookup["start"], server["start"])
+            self.assertLessEqual(lookup["end"], server["end"])
 
     def test_metrics_count_exported_spans(self):
         d = self.daemon(config(self.rx.port, self.origin.endpoint, 1.0))
