@@ -56,7 +56,7 @@ ROUTES = """  - name: where
 """
 
 
-def config(pool="{max_per_endpoint: 4, acquire_timeout: 3s, statement_timeout: 5s, connect_timeout: 5s}",
+def config(pool="{max_per_endpoint: 4, acquire_timeout: 2s, statement_timeout: 5s, connect_timeout: 1s}",
            workers=2):
     return (basic_config(ROUTES.replace("$", "$$"), workers=workers) + CLUSTER.databases_yaml(pool=pool)
             + "  lag_interval: 100ms\n  max_lag: 1s\n")
