@@ -653,6 +653,19 @@ Awaitable<void> lag_loop(std::shared_ptr<Databases::Impl> impl) {
         ep->lag = -1;
       }
     }
+    // The primaries of shards with replicas are where reads fall back when a replica fails: keep one connection
+    // open to each (a pool minimum of one), so a fallback never waits for a fresh connection. A primary with an
+    // open connection is left alone; one that refuses is retried on its backoff schedule.
+    std::vector<Endpoint*> primaries;  // chosen before any co_await, like the replicas above
+    for (const auto& sh : impl->shards)
+      if (sh.primary && !sh.replicas.empty() && sh.primary->in_config && sh.primary->conns.empty() &&
+          !sh.primary->backing_off(std::chrono::steady_clock::now()))
+        primaries.push_back(sh.primary);
+    for (Endpoint* ep : primaries) {
+      if (impl->closed) break;
+      QueryOutcome out;
+      co_await impl->run(*ep, "SELECT 1", {}, 1, out);
+    }
     if (impl->closed) break;
     impl->lag_timer.expires_after(impl->cfg.lag_interval);
     auto [ec] = co_await impl->lag_timer.async_wait(token);
