@@ -69,11 +69,21 @@ def run_edge(*args, timeout=DEFAULT_TIMEOUT, env=None):
                           env=child_env(env), stdin=subprocess.DEVNULL)
 
 
+_HANDED_OUT = set()
+
+
 def free_port():
-    """A TCP port that was free a moment ago on 127.0.0.1 (bind to port 0, read it, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port that was free a moment ago on 127.0.0.1 (bind to port 0, read it, close) and that this process
+    has not handed out before: two binds in a row may get the same port from the kernel, and a daemon's public and
+    admin listeners must differ."""
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise AssertionError("no fresh free port in 1000 tries")
 
 
 class NotifyListener:
