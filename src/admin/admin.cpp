@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <initializer_list>
 #include <map>
 
 namespace virex::admin {
@@ -126,6 +127,17 @@ void json_field(std::string& out, std::string_view key, double v) {
   json_number(out, v);
 }
 
+// `,"key":value` for each field (inside an object that already has a member); negative values are left out
+// when `known_only` (figures this node does not know).
+void json_fields(std::string& out, std::initializer_list<std::pair<std::string_view, double>> fields,
+                 bool known_only = false) {
+  for (const auto& [k, v] : fields) {
+    if (known_only && v < 0) continue;
+    out += ',';
+    json_field(out, k, v);
+  }
+}
+
 void json_numbers(std::string& out, const std::vector<double>& v) {
   out += '[';
   for (std::size_t i = 0; i < v.size(); ++i) {
@@ -143,14 +155,10 @@ void append_upstreams(std::string& out, const std::map<std::string, UpstreamStat
     first = false;
     out += "{\"cluster\":";
     json_string(out, name);
-    const std::pair<std::string_view, double> totals[] = {
+    json_fields(out, {
         {"requests", c.requests}, {"responses", c.responses},   {"responses_5xx", c.responses_5xx},
         {"errors", c.errors},     {"reused", c.reused},         {"connections_opened", c.opened},
-        {"retries", c.retries},   {"retry_budget_exhausted", c.budget_exhausted}, {"rejected", c.rejected}};
-    for (const auto& [k, v] : totals) {
-      out += ',';
-      json_field(out, k, v);
-    }
+        {"retries", c.retries},   {"retry_budget_exhausted", c.budget_exhausted}, {"rejected", c.rejected}});
     out += ",\"latency\":{\"bounds\":";
     json_numbers(out, c.bounds);
     out += ",\"cumulative\":";
@@ -162,13 +170,8 @@ void append_upstreams(std::string& out, const std::map<std::string, UpstreamStat
       first_endpoint = false;
       out += "{\"endpoint\":";
       json_string(out, ename);
-      const std::pair<std::string_view, double> fields[] = {{"requests", e.requests}, {"healthy", e.healthy},
-                                                            {"ejected", e.ejected},   {"active", e.active},
-                                                            {"idle", e.idle}};
-      for (const auto& [k, v] : fields) {
-        out += ',';
-        json_field(out, k, v);
-      }
+      json_fields(out, {{"requests", e.requests}, {"healthy", e.healthy}, {"ejected", e.ejected},
+                        {"active", e.active}, {"idle", e.idle}});
       out += '}';
     }
     out += "]}";
@@ -248,10 +251,7 @@ void append_shards(std::string& out, const std::map<std::string, ShardStats, std
     first = false;
     out += "{\"shard\":";
     json_string(out, id);
-    out += ',';
-    json_field(out, "queries", sh.queries);
-    out += ',';
-    json_field(out, "errors", sh.errors);
+    json_fields(out, {{"queries", sh.queries}, {"errors", sh.errors}});
     out += ",\"endpoints\":[";
     bool first_endpoint = true;
     for (const auto& [name, e] : sh.endpoints) {
@@ -261,12 +261,8 @@ void append_shards(std::string& out, const std::map<std::string, ShardStats, std
       json_string(out, name);
       out += ",\"role\":";
       json_string(out, e.role);
-      const std::pair<std::string_view, double> fields[] = {
-          {"in_use", e.in_use}, {"idle", e.idle}, {"waiting", e.waiting}, {"lag_ms", e.lag_ms}};
-      for (const auto& [k, v] : fields) {
-        out += ',';
-        json_field(out, k, v);
-      }
+      json_fields(out, {
+          {"in_use", e.in_use}, {"idle", e.idle}, {"waiting", e.waiting}, {"lag_ms", e.lag_ms}});
       out += '}';
     }
     out += "]}";
@@ -282,13 +278,8 @@ void append_cache_tiers(std::string& out, const std::map<std::string, TierStats,
     first = false;
     out += "{\"tier\":";
     json_string(out, name);
-    const std::pair<std::string_view, double> fields[] = {
-        {"lookups", t.lookups}, {"hits", t.hits}, {"bytes", t.bytes}, {"objects", t.objects}};
-    for (const auto& [k, v] : fields) {
-      if (v < 0) continue;  // not known to this node (the regional tier's size)
-      out += ',';
-      json_field(out, k, v);
-    }
+    json_fields(out, {
+        {"lookups", t.lookups}, {"hits", t.hits}, {"bytes", t.bytes}, {"objects", t.objects}}, true);
     out += '}';
   }
   out += ']';
@@ -367,16 +358,10 @@ std::string stats_json(const observe::Registry& registry, const std::vector<std:
   json_string(out, node);
   out += ",\"region\":";
   json_string(out, region);
-  const std::pair<const char*, double> totals[] = {
+  json_fields(out, {
       {"requests", requests},         {"connections_open", open}, {"received_bytes", received},
       {"sent_bytes", sent},           {"parse_errors", parse_errors}, {"timeouts", timeouts},
-      {"access_log_dropped", dropped}, {"reloads_ok", reloads_ok}, {"reloads_failed", reloads_failed}};
-  for (const auto& [k, v] : totals) {
-    out += ",\"";
-    out += k;
-    out += "\":";
-    json_number(out, v);
-  }
+      {"access_log_dropped", dropped}, {"reloads_ok", reloads_ok}, {"reloads_failed", reloads_failed}});
   out += ",\"status\":{";
   bool first = true;
   for (const auto& [cls, v] : by_class) {
