@@ -25,22 +25,7 @@ for t in wrk curl taskset; do command -v $t >/dev/null || { echo "missing tool: 
 
 W=$(mktemp -d /tmp/virex-trace.XXXX)
 PIDS=""
-cleanup() {
-  for p in $PIDS; do kill "$p" 2>/dev/null; done
-  for p in $PIDS; do for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done; done
-  rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() {
-  local i
-  for i in $(seq 100); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/hit")" = 200 ] && return 0; sleep 0.1
-  done
-  echo "server on port $1 did not answer 200 within 10 s" >&2; return 1
-}
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+. "$(dirname "$0")/lib.sh"   # tree_pids stop_tree cleanup (+ traps) free_port wait_http tree_cpu
 
 # The receiver: its first line is "PORT n"; the span lines go to /dev/null.
 taskset -c 1 "$RX" > "$W/rx.out" 2> "$W/rx.err" &
@@ -63,7 +48,7 @@ observability: {log_level: warn}
 Y
   taskset -c 1 "$BIN" run --config "$W/origin.yaml" > "$W/origin.log" 2>&1 &
   PIDS="$PIDS $!"
-  wait_http "$OPORT" || { cat "$W/origin.log" >&2; exit 1; }
+  wait_http "$OPORT" /hit || { cat "$W/origin.log" >&2; exit 1; }
   ROUTE="{name: hit, match: {path: /hit}, upstream: origin, cache: {edge_ttl: 1h}}"
   EXTRA="upstreams: {origin: {endpoints: [\"127.0.0.1:$OPORT\"]}}
 cache: {edge: {max_bytes: 64MiB}}"
@@ -86,7 +71,7 @@ observability: {log_level: warn$2}
 Y
   taskset -c 0 "$BIN" run --config "$W/$1.yaml" > "$W/$1.log" 2>&1 &
   local pid=$!; PIDS="$PIDS $pid"
-  wait_http "$port" || { cat "$W/$1.log" >&2; exit 1; }
+  wait_http "$port" /hit || { cat "$W/$1.log" >&2; exit 1; }
   check_hit "$port"
   eval "PORT_$1=$port; PID_$1=$pid"
 }
@@ -97,9 +82,9 @@ start_edge r100 ", tracing: {otlp_endpoint: \"127.0.0.1:$RXPORT\", sample_ratio:
 run() { # label
   local port pid c0 c1
   eval "port=\$PORT_$1; pid=\$PID_$1"
-  c0=$(cpu_ticks "$pid")
+  c0=$(tree_cpu "$pid")
   taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$port/hit" > "$W/wrk.$1" 2>&1
-  c1=$(cpu_ticks "$pid")
+  c1=$(tree_cpu "$pid")
   awk -v L="$1" -v ticks=$((c1-c0)) -v hz="$(getconf CLK_TCK)" -v cpuf="$W/cpu" '
     /requests in/ {n=$1} /Requests\/sec/ {rps=$2} /^ +99%/ {p99=$2}
     END {cpu=(n? ticks*1e6/hz/n : 0); printf "%-5s rps=%-10s p99=%-8s cpu_us/req=%.2f\n", L, rps, p99, cpu
