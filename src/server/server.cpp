@@ -394,7 +394,6 @@ void Server::wait_signal() {
         if (draining_) {
           // A second SIGTERM/SIGINT during the drain: stop now rather than wait for drain_timeout.
           spdlog::warn("second stop signal: closing remaining connections now");
-          for (auto& w : workers_) w->io().stop();
           finish();
           return;
         }
@@ -516,7 +515,6 @@ void Server::drain() {
   drain_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec) return;
     spdlog::warn("drain deadline reached; closing remaining connections");
-    for (auto& w : workers_) w->io().stop();
     finish();
   });
 }
@@ -562,6 +560,11 @@ void Server::rotate_ticket_keys() {
 }
 
 void Server::finish() {
+  // Every worker has drained its connections (or the deadline passed): what may still keep a worker's loop
+  // busy is background work — a stale-while-revalidate refresh waiting on its origin, a Redis or database
+  // reconnect — which must not hold the exit up to its own deadline. Stopping the loops ends it; the suspended
+  // coroutines are destroyed with the workers (before the store, coalescer and exporter they use).
+  for (auto& w : workers_) w->io().stop();
   ticket_timer_.cancel();
   for (auto& m : monitors_) m->stop();
   cache_stats_timer_.cancel();

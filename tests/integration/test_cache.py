@@ -192,6 +192,23 @@ class EdgeCacheTest(DaemonTestCase):
         self.assertEqual(r.body, b"v2", r.describe())
         self.assertIn("fwd=uri-miss", r.header("Cache-Status", ""), "the entry was dropped")
 
+    def test_shutdown_with_a_refresh_hanging_at_the_origin(self):
+        # A background refresh waits on an origin that never answers: SIGTERM still ends the daemon (the drain
+        # deadline stops the worker, destroying the suspended refresh, which ends its coalescing flight), exit 0
+        # and no sanitizer report.
+        import threading
+        from origin import Hold
+        self.o.route("/h", Reply(200, b"v1", headers=[("Cache-Control", "max-age=1, stale-while-revalidate=60")]))
+        d = self.daemon(config(self.o.endpoint).replace("drain_timeout: 10s", "drain_timeout: 1s"))
+        self.assertEqual(self.get(d, "/h").body, b"v1")
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+        self.o.route("/h", Hold(gate))
+        wait_until(lambda: "stale-while-revalidate" in self.get(d, "/h").header("Cache-Status", ""), timeout=10,
+                   what="a stale answer starting the refresh")
+        self.o.wait_in_flight(1)
+        self.assertLess(d.stop(timeout=15), 10, "bounded by drain_timeout, not by the refresh")
+
     def test_only_a_plain_request_starts_a_refresh(self):
         # A Range, Authorization or Cache-Control of the request's own would shape the origin's answer (a 206, a
         # refusal to store): such requests get the stale copy but start no refresh; a plain one does.
