@@ -12,7 +12,7 @@ test=(clang-14 libclang-rt-14-dev python3 curl wrk prometheus procps systemd chr
       nginx-light openssl nghttp2-client redis-server postgresql-15 postgresql-client-15
       python3-h2 python3-psycopg2 python3-redis)
 demo=(redis-server postgresql-15 python3-psycopg2)
-bench=(nginx-light haproxy h2o varnish wrk util-linux valgrind linux-perf)
+bench=(nginx-light haproxy h2o varnish wrk util-linux valgrind linux-perf time)
 want=()
 [ $# -eq 0 ] && set -- build test
 for group in "$@"; do

@@ -69,21 +69,37 @@ conns_midrun() { # application_name filter -> connections open halfway through t
 }
 
 echo "# $(date -u +%FT%TZ) commit $(git -C "$ROOT" rev-parse --short HEAD) clients=$CLIENTS secs=$SECS workers=$WORKERS pool=$POOL scale=$SCALE"
-printf "%-12s %6s %12s %10s %10s\n" client round "req/s" "pg_conns" "errors"
+# CPU of the postgres server (postmaster, its live backends and the ones it reaped), of virex-edge and of the
+# load generator, in clock ticks; per request in the table.
+PM=$(head -1 "$($PSQL -At -c 'SHOW data_directory')/postmaster.pid")
+HZ=$(getconf CLK_TCK)
+pg_cpu() { local t; t=$(tree_cpu "$PM"); awk -v t="$t" '{print t + $16 + $17}' /proc/$PM/stat; }
+us_per() { awk -v a="$1" -v b="$2" -v n="$3" -v hz="$HZ" 'BEGIN {if (n > 0) printf "%.1f", (b - a) * 1e6 / hz / n; else print "-"}'; }
+printf "%-12s %6s %12s %10s %10s %8s %8s %8s\n" client round "req/s" "pg_conns" "errors" "pg_us" "edge_us" "gen_us"
 lock
 for r in $(seq "$ROUNDS"); do
   conns_midrun pgbench & SP=$!
-  out=$(taskset -c 1 $PGBIN/pgbench -S -M prepared -n -c "$CLIENTS" -j 1 -T "$SECS" -h 127.0.0.1 -p "$PORT" -U postgres app 2>&1)
+  p0=$(pg_cpu); e0=$(tree_cpu "$EP")
+  out=$(/usr/bin/time -f "GENCPU %U %S" taskset -c 1 $PGBIN/pgbench -S -M prepared -n -c "$CLIENTS" -j 1 -T "$SECS" -h 127.0.0.1 -p "$PORT" -U postgres app 2>&1)
   wait $SP
+  sleep 0.5; p1=$(pg_cpu)   # (pgbench's backends have exited and been reaped: their CPU is in cutime)
   tps=$(echo "$out" | awk '/^tps = / {print $3; exit}')
   fails=$(echo "$out" | awk '/number of failed transactions/ {print $5}')
-  printf "%-12s %6s %12s %10s %10s\n" pgbench-S "$r" "$tps" "$(cat "$W/conns.pgbench")" "${fails:-0}"
+  n=$(echo "$out" | awk '/number of transactions actually processed/ {print $NF}' | cut -d/ -f1)
+  g=$(echo "$out" | awk -v hz="$HZ" '/^GENCPU/ {print ($2 + $3) * hz}')
+  printf "%-12s %6s %12s %10s %10s %8s %8s %8s\n" pgbench-S "$r" "$tps" "$(cat "$W/conns.pgbench")" "${fails:-0}" \
+    "$(us_per "$p0" "$p1" "$n")" - "$(us_per 0 "$g" "$n")"
   conns_midrun virex-edge & SP=$!
-  out=$(taskset -c 1 wrk -t1 -c"$CLIENTS" -d"${SECS}s" -s "$W/rand.lua" "http://127.0.0.1:$VP/" 2>&1)
+  p0=$(pg_cpu); e0=$(tree_cpu "$EP")
+  out=$(/usr/bin/time -f "GENCPU %U %S" taskset -c 1 wrk -t1 -c"$CLIENTS" -d"${SECS}s" -s "$W/rand.lua" "http://127.0.0.1:$VP/" 2>&1)
   wait $SP
+  p1=$(pg_cpu); e1=$(tree_cpu "$EP")
   rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
   errs=$(echo "$out" | awk '/Non-2xx/ {print $NF} /Socket errors/ {print $0}' | tr '\n' ' ')
-  printf "%-12s %6s %12s %10s %10s\n" virex-edge "$r" "$rps" "$(cat "$W/conns.virex-edge")" "${errs:-0}"
+  n=$(echo "$out" | awk '/requests in/ {print $1}')
+  g=$(echo "$out" | awk -v hz="$HZ" '/^GENCPU/ {print ($2 + $3) * hz}')
+  printf "%-12s %6s %12s %10s %10s %8s %8s %8s\n" virex-edge "$r" "$rps" "$(cat "$W/conns.virex-edge")" "${errs:-0}" \
+    "$(us_per "$p0" "$p1" "$n")" "$(us_per "$e0" "$e1" "$n")" "$(us_per 0 "$g" "$n")"
 done
 unlock
-curl -s "http://127.0.0.1:$AP/metrics" | grep -E '^virex_shard_pipeline_depth_(count|sum)|^virex_shard_queries_total' | head -5
+curl -s "http://127.0.0.1:$AP/metrics" | grep -E "^virex_shard_pipeline_depth_(count|sum)|^virex_shard_queries_total|^virex_shard_syncs_total" | head -6

@@ -76,6 +76,10 @@ void ShardMetrics::update(const std::vector<shard::EndpointStats>& stats, std::i
       e.timeouts = shard_.counter(reg_.counter("virex_shard_pool_acquire_timeouts_total",
                                                "Requests that waited acquire_timeout for a slot (answered 503).", l));
       e.failures = shard_.counter(reg_.counter("virex_shard_connect_failures_total", "Connection attempts that failed.", l));
+      e.syncs = shard_.counter(reg_.counter("virex_shard_syncs_total",
+                                            "Pipeline segments sent (one Sync each; the reads of one event-loop turn share one).", l));
+      e.retries = shard_.counter(reg_.counter("virex_shard_segment_retries_total",
+                                              "Statements run again alone because another request's error aborted their segment or their statement's Parse.", l));
       if (s.role == shard::Role::replica && worker_id_ == 0)
         e.lag = shard_.gauge(reg_.gauge("virex_shard_replica_lag_milliseconds",
                                         "Replica replay lag as last measured by worker 0 (-1: unknown or unreachable).", l));
@@ -91,6 +95,8 @@ void ShardMetrics::update(const std::vector<shard::EndpointStats>& stats, std::i
     e.opened.inc(s.opened_total - e.last_opened), e.last_opened = s.opened_total;
     e.timeouts.inc(s.acquire_timeouts_total - e.last_timeouts), e.last_timeouts = s.acquire_timeouts_total;
     e.failures.inc(s.connect_failures_total - e.last_failures), e.last_failures = s.connect_failures_total;
+    e.syncs.inc(s.syncs_total - e.last_syncs), e.last_syncs = s.syncs_total;
+    e.retries.inc(s.segment_retries_total - e.last_retries), e.last_retries = s.segment_retries_total;
     if (e.lag.valid()) {
       const auto lag = s.lag_seconds < 0 ? -1 : static_cast<std::int64_t>(s.lag_seconds * 1000);
       e.lag.add(lag - e.last_lag), e.last_lag = lag;

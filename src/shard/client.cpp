@@ -1,9 +1,16 @@
 // libpq on the worker's io_context (client.hpp). One PgConn = one PGconn in non-blocking pipeline mode whose
-// socket is watched by a stream_descriptor (released, never closed: libpq owns the fd). A request sends
-// [Parse] Bind/Execute and a Sync of its own (so an error aborts only its own segment) and waits on a timer
-// that the connection's reader cancels when the Sync comes back; the reader matches results to requests FIFO.
-// Many requests share one connection up to pool.max_pipeline; connections per endpoint grow up to the pool's
-// share of max_per_endpoint. A connection that breaks or times out is closed, never reused.
+// socket is watched by a stream_descriptor (released, never closed: libpq owns the fd). A request queues
+// [Parse] Bind/Execute and waits on a timer that the connection's reader cancels when its segment's Sync comes
+// back; the reader matches results to requests FIFO. Many requests share one connection up to
+// pool.max_pipeline; connections per endpoint grow up to the pool's share of max_per_endpoint. A connection
+// that breaks or times out is closed, never reused.
+// Segments: PostgreSQL pays most of a round trip per Sync (a transaction end and a flush: ~28 µs here against
+// ~6 µs per statement, bench/RESULTS.md), so the reads queued on a connection during one turn of the event loop
+// share one Sync, sent with the flush posted at the end of the turn. A write has a segment of its own (its
+// commit is its Sync). When a statement of a shared segment fails, PostgreSQL aborts the rest of the segment and
+// rolls its implicit transaction back: the failing request gets its error, every other request of the segment
+// runs again in a segment of its own — so a read never fails, nor is reported done and then undone, because of
+// another request.
 #include <virex/shard/client.hpp>
 
 #include <libpq-fe.h>
@@ -72,14 +79,17 @@ struct Request {
   QueryOutcome out;
   std::size_t max_rows = 0;
   bool done = false;
+  bool aborted = false;  // PostgreSQL skipped a statement of ours after another's error in the segment
+  bool retry = false;    // set at the Sync: run again in a segment of its own
   std::shared_ptr<PgConn> conn;
 };
 
 struct Op {
   enum class Kind : std::uint8_t { prepare, query, sync } kind;
-  Request* req;          // null: the request gave up (results are drained and dropped)
+  Request* req;          // null: the request gave up (results are drained and dropped); sync: always null
   std::uint64_t stmt = 0;  // prepare: the statement hash (forgotten again if the Parse fails)
   bool got = false;
+  unsigned nreq = 0;     // sync: the requests of the segment it ends
 };
 
 struct PgConn : std::enable_shared_from_this<PgConn> {
@@ -95,10 +105,14 @@ struct PgConn : std::enable_shared_from_this<PgConn> {
   Endpoint* endpoint;   // null once the endpoint dropped it
   std::deque<Op> fifo;
   std::unordered_set<std::uint64_t> prepared;
-  unsigned in_flight = 0;  // requests (Syncs) outstanding
+  unsigned in_flight = 0;  // requests outstanding (queued, sent or awaiting their Sync)
+  unsigned open_reqs = 0;  // requests queued since the last Sync (the open segment)
+  std::vector<Request*> seg;  // the requests of the segment being read, completed at its Sync
+  bool seg_error = false;  // a statement of the segment being read failed
   bool ready = false;      // connected and in pipeline mode
   bool broken = false;
   bool flushing = false;   // a write wait is in progress
+  bool flush_posted = false;  // the end-of-turn Sync + flush is queued
   bool timed_out = false;  // connect deadline passed
 
   void fail_all(QueryErrc e, const std::string& why);
@@ -149,21 +163,25 @@ struct Endpoint {
 void PgConn::fail_all(QueryErrc e, const std::string& why) {
   std::deque<Op> ops;
   ops.swap(fifo);
-  for (Op& op : ops) {
-    if (!op.req || op.req->done) continue;
-    if (op.req->out.error == QueryErrc::none) {
-      op.req->out.error = e;
-      op.req->out.message = why;
+  std::vector<Request*> reqs;
+  reqs.swap(seg);  // (their ops are behind them; every other request has an op in the FIFO)
+  for (Op& op : ops)
+    if (op.req) reqs.push_back(op.req);
+  for (Request* r : reqs) {
+    if (r->done) continue;
+    if (r->out.error == QueryErrc::none || r->aborted) {
+      r->out.error = e;
+      r->out.message = why;
     }
-    if (op.kind == Op::Kind::sync) {
-      op.req->done = true;
-      op.req->conn.reset();
-      op.req->wake.cancel();
-    }
+    r->retry = false;
+    r->done = true;
+    r->conn.reset();
+    r->wake.cancel();
   }
-  // Requests whose sync was never queued (cannot happen: a request always queues its sync) are covered above.
   if (endpoint) endpoint->outstanding -= std::min(endpoint->outstanding, in_flight);
   in_flight = 0;
+  open_reqs = 0;
+  seg_error = false;
 }
 
 void PgConn::close(QueryErrc e, const std::string& why) {
@@ -196,13 +214,18 @@ struct Databases::Impl : std::enable_shared_from_this<Databases::Impl> {
 
   unsigned max_conns() const { return std::max(1u, cfg.pool.max_per_endpoint / workers); }
   Endpoint* endpoint(const std::string& dsn, Role role, std::size_t shard, std::int64_t id, const std::string& region);
-  Awaitable<std::shared_ptr<PgConn>> acquire(Endpoint& ep, std::chrono::steady_clock::time_point deadline, QueryErrc& err);
+  Awaitable<std::shared_ptr<PgConn>> acquire(Endpoint& ep, std::chrono::steady_clock::time_point deadline,
+                                             bool shared, QueryErrc& err);
   Awaitable<bool> connect(std::shared_ptr<PgConn> c);
+  // `shared`: a read that may share its segment (its Sync) with the other reads queued in the same turn.
   Awaitable<void> run(Endpoint& ep, std::string sql, std::vector<std::string> params, std::size_t max_rows,
-                      QueryOutcome& out, std::string comment = {});
+                      QueryOutcome& out, bool shared, std::string comment = {});
   Endpoint* pick_replica(std::size_t shard);
+  // `unnamed`: Parse + Bind + Execute of the unnamed statement, independent of what this connection prepared.
   void send(PgConn& c, Request& r, const std::string& sql, const std::vector<std::string>& params,
-            const std::string& comment);
+            const std::string& comment, bool shared, bool unnamed);
+  static void sync(PgConn& c);
+  void flush_at_end_of_turn(const std::shared_ptr<PgConn>& c);
   void flush(const std::shared_ptr<PgConn>& c);
   static void on_readable(PgConn& c);
   void start_lag_loop();
@@ -264,21 +287,32 @@ void Databases::Impl::on_readable(PgConn& c) {
         c.close(QueryErrc::connection_lost, "pipeline out of step");
         return;
       }
-      Request* r = op.req;
+      const unsigned n = op.nreq;
       c.fifo.pop_front();
-      if (c.in_flight) --c.in_flight;
-      if (c.endpoint) {
-        if (c.endpoint->outstanding) --c.endpoint->outstanding;
-        c.endpoint->wake_one();
-      }
-      if (r) {
+      c.in_flight -= std::min(c.in_flight, n);
+      if (c.endpoint) c.endpoint->outstanding -= std::min(c.endpoint->outstanding, n);
+      std::vector<Request*> seg;
+      seg.swap(c.seg);
+      for (Request* r : seg) {
+        // Another request's error rolled this segment back: run again alone (a request that failed on its own
+        // keeps its error; one whose statement was merely skipped is retried, never failed).
+        if (n > 1 && c.seg_error && (r->out.error == QueryErrc::none || (r->aborted && r->out.sqlstate.empty())))
+          r->retry = true;
+        else if (r->aborted && r->out.error == QueryErrc::none) {
+          r->out.error = QueryErrc::sql_error;
+          r->out.message = "aborted";
+        }
         r->done = true;
         r->conn.reset();  // may drop the last reference to c only after we return (the reader holds one)
         r->wake.cancel();
       }
+      c.seg_error = false;
+      if (c.endpoint)
+        for (unsigned i = 0; i < n; ++i) c.endpoint->wake_one();
       continue;
     }
     if (!res) {  // the end of this statement's results
+      if (Request* r = op.req; r && (c.seg.empty() || c.seg.back() != r)) c.seg.push_back(r);
       c.fifo.pop_front();
       continue;
     }
@@ -309,6 +343,7 @@ void Databases::Impl::on_readable(PgConn& c) {
         const char* n = PQcmdTuples(res);
         out.rows.affected = n && *n ? static_cast<std::size_t>(std::strtoull(n, nullptr, 10)) : 0;
       } else if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR) {
+        if (st == PGRES_FATAL_ERROR) c.seg_error = true;
         if (out.error == QueryErrc::none || out.error == QueryErrc::too_many_rows) {
           out.error = QueryErrc::sql_error;
           out.message = trimmed(PQresultErrorMessage(res));
@@ -318,11 +353,10 @@ void Databases::Impl::on_readable(PgConn& c) {
           if (out.sqlstate == "57014") out.error = QueryErrc::timeout;
         }
       } else if (st == PGRES_PIPELINE_ABORTED) {
-        if (out.error == QueryErrc::none) {
-          out.error = QueryErrc::sql_error;
-          out.message = "aborted";
-        }
+        r->aborted = true;
       }
+    } else if (st == PGRES_FATAL_ERROR) {
+      c.seg_error = true;
     }
     if (op.kind == Op::Kind::prepare && st != PGRES_COMMAND_OK) c.prepared.erase(op.stmt);
     op.got = true;
@@ -361,7 +395,7 @@ Endpoint* Databases::Impl::endpoint(const std::string& dsn, Role role, std::size
 }
 
 void Databases::Impl::send(PgConn& c, Request& r, const std::string& sql, const std::vector<std::string>& params,
-                          const std::string& comment) {
+                          const std::string& comment, bool shared, bool unnamed) {
   if (c.broken || !c.pg) {  // broke while this request waited for it
     r.out.error = QueryErrc::connection_lost;
     r.out.message = "connection closed";
@@ -375,10 +409,17 @@ void Databases::Impl::send(PgConn& c, Request& r, const std::string& sql, const 
   values.reserve(params.size());
   for (const std::string& p : params) values.push_back(p.c_str());
   const int n = static_cast<int>(params.size());
+  if (!shared && c.open_reqs > 0) sync(c);  // a write's segment is its own
+  if (c.broken) {
+    r.out.error = QueryErrc::connection_lost;
+    r.out.message = "connection closed";
+    r.done = true;
+    return;
+  }
   bool ok = true;
-  if (!comment.empty()) {
+  if (unnamed || !comment.empty()) {
     // sqlcommenter: the comment makes the text unique per request, so it runs as the unnamed statement.
-    const std::string text = sql + " " + comment;
+    const std::string text = comment.empty() ? sql : sql + " " + comment;
     ok = PQsendQueryParams(c.pg, text.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0) == 1;
     if (ok) c.fifo.push_back({Op::Kind::query, &r});
   } else if (!c.prepared.count(h)) {
@@ -388,18 +429,42 @@ void Databases::Impl::send(PgConn& c, Request& r, const std::string& sql, const 
       c.fifo.push_back({Op::Kind::prepare, &r, h});
     }
   }
-  if (comment.empty()) {
+  if (!unnamed && comment.empty()) {
     ok = ok && PQsendQueryPrepared(c.pg, name, n, values.data(), nullptr, nullptr, 0) == 1;
     if (ok) c.fifo.push_back({Op::Kind::query, &r});
   }
-  ok = ok && PQpipelineSync(c.pg) == 1;
-  if (ok) c.fifo.push_back({Op::Kind::sync, &r});
   ++c.in_flight;
+  ++c.open_reqs;
   if (c.endpoint) ++c.endpoint->outstanding;
   if (!ok) {
     c.close(QueryErrc::connection_lost, trimmed(PQerrorMessage(c.pg)));
     return;
   }
+  if (!shared || c.open_reqs >= cfg.pool.max_pipeline) sync(c);
+}
+
+// Ends the open segment: a Sync for the requests queued since the last one.
+void Databases::Impl::sync(PgConn& c) {
+  if (c.broken || c.open_reqs == 0) return;
+  if (PQpipelineSync(c.pg) != 1) return c.close(QueryErrc::connection_lost, trimmed(PQerrorMessage(c.pg)));
+  Op op{Op::Kind::sync, nullptr};
+  op.nreq = c.open_reqs;
+  c.fifo.push_back(op);
+  c.open_reqs = 0;
+  if (c.endpoint) ++c.endpoint->stats.syncs_total;
+}
+
+// The Sync of the open segment and the flush, once the handlers ready in this turn of the event loop (the other
+// requests parsed from the same readiness batch) have queued their statements.
+void Databases::Impl::flush_at_end_of_turn(const std::shared_ptr<PgConn>& c) {
+  if (c->flush_posted || c->broken) return;
+  c->flush_posted = true;
+  asio::post(ex, [self = shared_from_this(), c] {
+    c->flush_posted = false;
+    if (c->broken) return;
+    sync(*c);
+    self->flush(c);
+  });
 }
 
 void Databases::Impl::flush(const std::shared_ptr<PgConn>& c) {
@@ -496,7 +561,7 @@ Awaitable<bool> Databases::Impl::connect(std::shared_ptr<PgConn> c) {
 }
 
 Awaitable<std::shared_ptr<PgConn>> Databases::Impl::acquire(Endpoint& ep, std::chrono::steady_clock::time_point deadline,
-                                                            QueryErrc& err) {
+                                                            bool shared, QueryErrc& err) {
   auto self = shared_from_this();
   for (;;) {
     if (closed) {
@@ -504,8 +569,16 @@ Awaitable<std::shared_ptr<PgConn>> Databases::Impl::acquire(Endpoint& ep, std::c
       co_return nullptr;
     }
     std::shared_ptr<PgConn> best;
-    for (const auto& c : ep.conns)
-      if (c->ready && !c->broken && c->in_flight < cfg.pool.max_pipeline && (!best || c->in_flight < best->in_flight)) best = c;
+    for (const auto& c : ep.conns) {
+      if (!c->ready || c->broken || c->in_flight >= cfg.pool.max_pipeline) continue;
+      // A read joins the segment open on a connection in this turn (one Sync for all); otherwise the least busy.
+      if (shared && c->open_reqs > 0 && c->flush_posted) {
+        best = c;
+        break;
+      }
+      if (!best || c->in_flight < best->in_flight) best = c;
+    }
+    if (best && shared && best->open_reqs > 0 && best->flush_posted) co_return best;
     const auto now = std::chrono::steady_clock::now();
     const bool can_open = ep.conns.size() < max_conns() && !ep.backing_off(now);
     if (best && (best->in_flight == 0 || !can_open)) co_return best;
@@ -567,47 +640,61 @@ Awaitable<std::shared_ptr<PgConn>> Databases::Impl::acquire(Endpoint& ep, std::c
 }
 
 Awaitable<void> Databases::Impl::run(Endpoint& ep, std::string sql, std::vector<std::string> params,
-                                     std::size_t max_rows, QueryOutcome& out, std::string comment) {
+                                     std::size_t max_rows, QueryOutcome& out, bool shared, std::string comment) {
   auto self = shared_from_this();
   const auto start = std::chrono::steady_clock::now();
   out.role = ep.role;
   out.endpoint = ep.label;
-  QueryErrc err = QueryErrc::none;
-  auto conn = co_await acquire(ep, start + cfg.pool.acquire_timeout, err);
   unsigned depth = 0;
-  if (!conn) {
-    out.error = err;
-    out.message = std::string(to_string(err));
-  } else {
-    Request r(ex);
-    r.max_rows = max_rows;
-    r.conn = conn;
-    depth = conn->in_flight + 1;
-    send(*conn, r, sql, params, comment);
-    if (!r.done) {
-      flush(conn);
-      r.wake.expires_at(std::chrono::steady_clock::now() + cfg.pool.statement_timeout + kClientSlack);
-      while (!r.done) {
-        auto [ec] = co_await r.wake.async_wait(token);
-        if (!ec && !r.done) {
-          // No answer in time: the connection is reset (its other requests fail too) and never reused.
-          conn->close(QueryErrc::timeout, "statement timeout (client side)");
-          break;
+  bool unnamed = false;
+  for (int attempt = 0;; ++attempt) {
+    QueryErrc err = QueryErrc::none;
+    auto conn = co_await acquire(ep, start + cfg.pool.acquire_timeout, shared, err);
+    if (!conn) {
+      out.error = err;
+      out.message = std::string(to_string(err));
+    } else {
+      Request r(ex);
+      r.max_rows = max_rows;
+      r.conn = conn;
+      depth = conn->in_flight + 1;
+      send(*conn, r, sql, params, comment, shared, unnamed);
+      if (!r.done) {
+        flush_at_end_of_turn(conn);
+        r.wake.expires_at(std::chrono::steady_clock::now() + cfg.pool.statement_timeout + kClientSlack);
+        while (!r.done) {
+          auto [ec] = co_await r.wake.async_wait(token);
+          if (!ec && !r.done) {
+            // No answer in time: the connection is reset (its other requests fail too) and never reused.
+            conn->close(QueryErrc::timeout, "statement timeout (client side)");
+            break;
+          }
         }
       }
+      if (!r.done && r.out.error == QueryErrc::none) {  // (close() found the connection already closed)
+        r.out.error = QueryErrc::timeout;
+        r.out.message = "statement timeout (client side)";
+      }
+      if (!r.done) {  // detach from any op still naming this frame
+        for (Op& op : conn->fifo)
+          if (op.req == &r) op.req = nullptr;
+        std::erase(conn->seg, &r);
+      }
+      // Rolled back with a segment another request's error aborted, or a Bind whose statement's Parse (sent by
+      // another request) failed or was skipped (26000: nothing of ours ran): once more, in a segment of its own
+      // and with a Parse of its own, so the answer is this statement's own.
+      if (attempt == 0 && ((shared && r.retry) || (r.out.error == QueryErrc::sql_error && r.out.sqlstate == "26000"))) {
+        shared = false;
+        unnamed = true;
+        ++ep.stats.segment_retries_total;
+        continue;
+      }
+      out.error = r.out.error;
+      out.message = std::move(r.out.message);
+      out.sqlstate = std::move(r.out.sqlstate);
+      out.rows = std::move(r.out.rows);
     }
-    if (!r.done && r.out.error == QueryErrc::none) {  // (close() found the connection already closed)
-      r.out.error = QueryErrc::timeout;
-      r.out.message = "statement timeout (client side)";
-    }
-    if (!r.done) {  // detach from any op still naming this frame
-      for (Op& op : conn->fifo)
-        if (op.req == &r) op.req = nullptr;
-    }
-    out.error = r.out.error;
-    out.message = std::move(r.out.message);
-    out.sqlstate = std::move(r.out.sqlstate);
-    out.rows = std::move(r.out.rows);
+    break;
   }
   if (observer) {
     observer(ep.shard_id, ep.role, out.error,
@@ -644,7 +731,7 @@ Awaitable<void> lag_loop(std::shared_ptr<Databases::Impl> impl) {
         continue;
       }
       QueryOutcome out;
-      co_await impl->run(*ep, kLagSql, {}, 1, out);
+      co_await impl->run(*ep, kLagSql, {}, 1, out, false);
       if (out.error == QueryErrc::none && out.rows.rows.size() == 1 && out.rows.rows[0].size() == 1) {
         const Value& v = out.rows.rows[0][0];
         ep->lag = v.kind == Value::Kind::real ? v.d : v.kind == Value::Kind::integer ? static_cast<double>(v.i) : -1;
@@ -664,7 +751,7 @@ Awaitable<void> lag_loop(std::shared_ptr<Databases::Impl> impl) {
     for (Endpoint* ep : primaries) {
       if (impl->closed) break;
       QueryOutcome out;
-      co_await impl->run(*ep, "SELECT 1", {}, 1, out);
+      co_await impl->run(*ep, "SELECT 1", {}, 1, out, false);
     }
     if (impl->closed) break;
     impl->lag_timer.expires_after(impl->cfg.lag_interval);
@@ -738,7 +825,7 @@ Awaitable<QueryOutcome> Databases::query(std::size_t shard, bool read, std::stri
   }
   if (read) {
     if (Endpoint* r = impl->pick_replica(shard)) {
-      co_await impl->run(*r, sql, params, max_rows, out, comment);
+      co_await impl->run(*r, sql, params, max_rows, out, true, comment);
       // A replica that failed before answering (down, connection lost, pool exhausted): the read is idempotent,
       // so the primary answers it instead of the client seeing the failure.
       const bool replica_failed = out.error == QueryErrc::unavailable || out.error == QueryErrc::connection_lost ||
@@ -754,7 +841,8 @@ Awaitable<QueryOutcome> Databases::query(std::size_t shard, bool read, std::stri
       out.retried_on_primary = true;
     }
   }
-  co_await impl->run(*impl->shards[shard].primary, std::move(sql), std::move(params), max_rows, out, std::move(comment));
+  co_await impl->run(*impl->shards[shard].primary, std::move(sql), std::move(params), max_rows, out, read,
+                     std::move(comment));
   out.start_unix_ns = started;
   out.end_unix_ns = unix_ns();
   co_return out;

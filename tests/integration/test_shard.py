@@ -2,9 +2,11 @@
 single-shard routing lands on the shard that holds the customer (checked with per-shard data and the server's
 port), parameters are typed and bound (400 naming the parameter, never spliced), a customer outside the map is 404,
 writes go to the primary and answer 201 with RETURNING rows, types survive into JSON."""
+from concurrent.futures import ThreadPoolExecutor
 import json
 from datetime import datetime
 import os
+import threading
 import unittest
 
 from harness import DaemonTestCase, basic_config, fetch_metrics, http_request, metric_sum, run_edge, wait_until
@@ -167,6 +169,74 @@ class ShardRoutingTest(DaemonTestCase):
         r, doc = get_json(d.public, "/v1/customers/2003/orders")
         self.assertEqual(r.status, 200)
         self.assertIn(4242, [x["total_cents"] for x in doc["rows"]])
+
+
+SEGMENT_ROUTES = """  - name: div
+    match: {path: "/v1/div/{customer_id}/{d}", method: GET}
+    query:
+      sql: "SELECT 1000 / $2::int AS q, $1::bigint AS customer"
+      params: ["customer_id:int64", "d:int64"]
+      shard_by: customer_id
+  - name: broken
+    match: {path: "/v1/broken/{customer_id}", method: GET}
+    query:
+      sql: "SELECT no_such_column FROM orders WHERE customer_id = $1"
+      params: ["customer_id:int64"]
+      shard_by: customer_id
+""" + ROUTES
+
+
+class SharedSegmentTest(DaemonTestCase):
+    """The reads queued on a connection in one event-loop turn share one Sync (PostgreSQL's per-Sync cost is most
+    of a round trip). A statement that fails there aborts the rest of the segment: the others must still answer
+    right (run again alone), and writes never share a segment (each commits on its own)."""
+
+    def test_reads_sharing_a_segment_survive_each_others_errors_and_writes_commit_alone(self):
+        # One worker, one connection to shard 1's primary: every concurrent statement shares that connection.
+        d = self.daemon(config(CLUSTER, routes=SEGMENT_ROUTES, workers=1,
+                               pool="{max_per_endpoint: 1, max_pipeline: 64, acquire_timeout: 5s, statement_timeout: 5s}"))
+        cid = 1011  # shard 1 (no replica: reads and writes on the same primary connection)
+        before = CLUSTER.primaries[1].query("SELECT count(*) FROM orders WHERE customer_id = %s", (cid,))[0][0]
+        posts, lock = [0], threading.Lock()
+
+        def one(i):
+            kind = i % 6
+            if kind == 5:
+                r, doc = get_json(d.public, f"/v1/customers/{cid}/orders", method="POST",
+                                  body={"total_cents": i, "amount": "1.50", "paid": False, "at": "2025-06-01T12:00:00Z"})
+                self.assertEqual(r.status, 201, r.describe())
+                self.assertEqual(doc["rows"][0]["total_cents"], i)
+                with lock:
+                    posts[0] += 1
+            elif kind == 4:
+                r, doc = get_json(d.public, f"/v1/broken/{cid}")
+                self.assertEqual(r.status, 500, r.describe())
+                self.assertIn("no_such_column", doc["detail"])
+            else:
+                r, doc = get_json(d.public, f"/v1/div/{cid}/{kind}")
+                if kind == 0:
+                    self.assertEqual(r.status, 400, r.describe())
+                    self.assertIn("division by zero", doc["detail"])
+                else:
+                    self.assertEqual(r.status, 200, r.describe())
+                    self.assertEqual(doc["rows"], [{"q": 1000 // kind, "customer": cid}])
+
+        def retries():
+            return metric_sum(fetch_metrics(d.admin), "virex_shard_segment_retries_total", shard="1")
+
+        # Bursts of 48 concurrent clients until some segment held a failing statement next to others (bounded).
+        with ThreadPoolExecutor(48) as pool:
+            for burst in range(40):
+                list(pool.map(one, range(burst * 48, burst * 48 + 48)))
+                if retries() > 0:
+                    break
+        m = wait_until(lambda: (lambda m: m if metric_sum(m, "virex_shard_segment_retries_total", shard="1") > 0
+                                else None)(fetch_metrics(d.admin)), what="a retried segment in the metrics")
+        statements = metric_sum(m, "virex_shard_queries_total", shard="1")
+        syncs = metric_sum(m, "virex_shard_syncs_total", shard="1")
+        self.assertLess(syncs, statements, "concurrent reads shared Syncs")
+        after = CLUSTER.primaries[1].query("SELECT count(*) FROM orders WHERE customer_id = %s", (cid,))[0][0]
+        self.assertEqual(after - before, posts[0], "every 201 committed, nothing else")
 
 
 FANOUT_ROUTES = """  - name: all

@@ -56,6 +56,8 @@ struct EndpointStats {
   std::string label;         // host:port
   unsigned open = 0, in_use = 0, waiting = 0;
   std::uint64_t opened_total = 0, acquire_timeouts_total = 0, connect_failures_total = 0;
+  std::uint64_t syncs_total = 0;           // segments sent (one Sync each; reads of a turn share one)
+  std::uint64_t segment_retries_total = 0;  // requests run again because another's error aborted their segment
   double lag_seconds = -1;   // replicas: last measured (-1 unknown / unreachable)
   bool healthy = true;
 };
