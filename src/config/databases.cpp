@@ -45,6 +45,7 @@ std::string dsn_error(const std::string& dsn) {
 }
 
 void read_pool(Walker& w, const Field& field, DatabasePool& pool) {
+  std::optional<Field> min_field;
   w.map(field, {
       {"max_per_endpoint",
        [&](const Field& f) {
@@ -61,7 +62,16 @@ void read_pool(Walker& w, const Field& field, DatabasePool& pool) {
        [&](const Field& f) {
          if (auto n = w.integer(f, 1, 100000)) pool.max_waiting = static_cast<unsigned>(*n);
        }},
+      {"min_per_endpoint",
+       [&](const Field& f) {
+         if (auto n = w.integer(f, 0, 1000)) pool.min_per_endpoint = static_cast<unsigned>(*n), min_field = f;
+       }},
+      {"idle_timeout", w.into(pool.idle_timeout)},
+      {"max_lifetime", w.into(pool.max_lifetime)},
+      {"health_interval", w.into(pool.health_interval)},
   });
+  if (min_field && pool.min_per_endpoint > pool.max_per_endpoint)
+    w.fail(*min_field, "must not be greater than max_per_endpoint (" + std::to_string(pool.max_per_endpoint) + ")");
 }
 
 std::optional<std::string> read_dsn(Walker& w, const Field& f) {

@@ -80,6 +80,10 @@ void ShardMetrics::update(const std::vector<shard::EndpointStats>& stats, std::i
                                             "Pipeline segments sent (one Sync each; the reads of one event-loop turn share one).", l));
       e.retries = shard_.counter(reg_.counter("virex_shard_segment_retries_total",
                                               "Statements run again alone because another request's error aborted their segment or their statement's Parse.", l));
+      e.retired = shard_.counter(reg_.counter("virex_shard_connections_retired_total",
+                                              "Idle connections closed for max_lifetime or idle_timeout.", l));
+      e.unhealthy = shard_.counter(reg_.counter("virex_shard_health_check_failures_total",
+                                                "Idle connections that failed their SELECT 1 probe (closed).", l));
       if (s.role == shard::Role::replica && worker_id_ == 0)
         e.lag = shard_.gauge(reg_.gauge("virex_shard_replica_lag_milliseconds",
                                         "Replica replay lag as last measured by worker 0 (-1: unknown or unreachable).", l));
@@ -97,6 +101,8 @@ void ShardMetrics::update(const std::vector<shard::EndpointStats>& stats, std::i
     e.failures.inc(s.connect_failures_total - e.last_failures), e.last_failures = s.connect_failures_total;
     e.syncs.inc(s.syncs_total - e.last_syncs), e.last_syncs = s.syncs_total;
     e.retries.inc(s.segment_retries_total - e.last_retries), e.last_retries = s.segment_retries_total;
+    e.retired.inc(s.retired_total - e.last_retired), e.last_retired = s.retired_total;
+    e.unhealthy.inc(s.health_failures_total - e.last_unhealthy), e.last_unhealthy = s.health_failures_total;
     if (e.lag.valid()) {
       const auto lag = s.lag_seconds < 0 ? -1 : static_cast<std::int64_t>(s.lag_seconds * 1000);
       e.lag.add(lag - e.last_lag), e.last_lag = lag;

@@ -29,9 +29,10 @@ class ShardMetrics {
 
  private:
   struct EndpointSeries {
-    observe::CounterRef in_use, idle, waiting, lag, opened, timeouts, failures, syncs, retries;
+    observe::CounterRef in_use, idle, waiting, lag, opened, timeouts, failures, syncs, retries, retired, unhealthy;
     std::int64_t last_in_use = 0, last_idle = 0, last_waiting = 0, last_lag = 0;
     std::uint64_t last_opened = 0, last_timeouts = 0, last_failures = 0, last_syncs = 0, last_retries = 0;
+    std::uint64_t last_retired = 0, last_unhealthy = 0;
   };
   observe::Registry& reg_;
   observe::Shard shard_;

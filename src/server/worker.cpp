@@ -301,7 +301,8 @@ bool Worker::install(std::shared_ptr<const pipeline::Snapshot> snap, std::shared
   sampling_ = observe::sampling_policy(snapshot_->config.observability.tracing);
   if (snapshot_->config.databases.present) {
     if (!databases_) {
-      databases_ = std::make_unique<shard::Databases>(ioc_.get_executor(), shared_.workers, snapshot_->config.node.region);
+      databases_ = std::make_unique<shard::Databases>(ioc_.get_executor(), shared_.workers, id_,
+                                                       snapshot_->config.node.region);
       shard_metrics_ = std::make_unique<ShardMetrics>(*shared_.registry, shard_, id_);
       databases_->set_observer([m = shard_metrics_.get()](std::int64_t shard, shard::Role role, shard::QueryErrc e,
                                                           double seconds, unsigned depth) {

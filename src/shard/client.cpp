@@ -40,6 +40,7 @@ constexpr auto token = asio::as_tuple(core::kUseAwaitable);
 constexpr auto kMaxBackoff = std::chrono::seconds(5);
 constexpr auto kBaseBackoff = std::chrono::milliseconds(100);
 constexpr auto kClientSlack = std::chrono::milliseconds(500);  // beyond statement_timeout, the client gives up
+constexpr std::string_view kClientTimeout = "statement timeout (client side)";  // the server did not answer
 const char* const kLagSql =
     "SELECT CASE WHEN NOT pg_is_in_recovery() THEN -1::float8 "
     "WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0::float8 "
@@ -114,6 +115,8 @@ struct PgConn : std::enable_shared_from_this<PgConn> {
   bool flushing = false;   // a write wait is in progress
   bool flush_posted = false;  // the end-of-turn Sync + flush is queued
   bool timed_out = false;  // connect deadline passed
+  std::chrono::steady_clock::time_point opened_at = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_active = opened_at;  // the last Sync answered (idle since)
 
   void fail_all(QueryErrc e, const std::string& why);
   void close(QueryErrc e, const std::string& why);
@@ -196,9 +199,10 @@ void PgConn::close(QueryErrc e, const std::string& why) {
 }
 
 struct Databases::Impl : std::enable_shared_from_this<Databases::Impl> {
-  Impl(core::Executor e, unsigned w, std::string region) : ex(e), workers(w ? w : 1), local_region(std::move(region)), lag_timer(e) {}
+  Impl(core::Executor e, unsigned w, unsigned index, std::string region)
+      : ex(e), workers(w ? w : 1), worker_index(index), local_region(std::move(region)), tick_timer(e) {}
   core::Executor ex;
-  unsigned workers;
+  unsigned workers, worker_index;
   std::string local_region;
   config::Databases cfg;
   std::unordered_map<std::string, std::unique_ptr<Endpoint>> endpoints;  // by "role|dsn"
@@ -207,12 +211,22 @@ struct Databases::Impl : std::enable_shared_from_this<Databases::Impl> {
     std::vector<Endpoint*> replicas;
   };
   std::vector<ShardEndpoints> shards;
-  Timer lag_timer;
-  bool lag_loop_running = false;
+  Timer tick_timer;  // the maintenance loop's (replica lag, pool minimum, idle probes, retirement)
+  bool loop_running = false;
   bool closed = false;
   QueryObserver observer;
 
-  unsigned max_conns() const { return std::max(1u, cfg.pool.max_per_endpoint / workers); }
+  // This worker's part of a per-node count: total / workers, plus one for the first total % workers workers.
+  unsigned share(unsigned total) const { return total / workers + (worker_index < total % workers ? 1 : 0); }
+  unsigned max_conns() const { return std::max(1u, share(cfg.pool.max_per_endpoint)); }
+  unsigned min_conns(const Endpoint& ep) const;
+  Awaitable<std::shared_ptr<PgConn>> open(Endpoint& ep);
+  // One request's statement on `conn`: queued, flushed at the end of the turn, awaited until its segment's Sync
+  // (or statement_timeout + slack, which resets the connection).
+  Awaitable<void> exchange(std::shared_ptr<PgConn> conn, Request& r, const std::string& sql,
+                           const std::vector<std::string>& params, const std::string& comment, bool shared,
+                           bool unnamed);
+  Awaitable<void> maintain(Endpoint& ep);
   Endpoint* endpoint(const std::string& dsn, Role role, std::size_t shard, std::int64_t id, const std::string& region);
   Awaitable<std::shared_ptr<PgConn>> acquire(Endpoint& ep, std::chrono::steady_clock::time_point deadline,
                                              bool shared, QueryErrc& err);
@@ -228,7 +242,7 @@ struct Databases::Impl : std::enable_shared_from_this<Databases::Impl> {
   void flush_at_end_of_turn(const std::shared_ptr<PgConn>& c);
   void flush(const std::shared_ptr<PgConn>& c);
   static void on_readable(PgConn& c);
-  void start_lag_loop();
+  void start_loop();
 };
 
 namespace {
@@ -261,7 +275,7 @@ Awaitable<void> flush_loop(std::shared_ptr<PgConn> c) {
 }
 
 // The lag of every replica of this worker's map, every lag_interval (its own connections, like queries).
-Awaitable<void> lag_loop(std::shared_ptr<Databases::Impl> impl);
+Awaitable<void> maintenance_loop(std::shared_ptr<Databases::Impl> impl);
 
 std::string trimmed(const char* msg) {
   std::string s = msg ? msg : "";
@@ -289,6 +303,7 @@ void Databases::Impl::on_readable(PgConn& c) {
       }
       const unsigned n = op.nreq;
       c.fifo.pop_front();
+      c.last_active = std::chrono::steady_clock::now();
       c.in_flight -= std::min(c.in_flight, n);
       if (c.endpoint) c.endpoint->outstanding -= std::min(c.endpoint->outstanding, n);
       std::vector<Request*> seg;
@@ -560,6 +575,34 @@ Awaitable<bool> Databases::Impl::connect(std::shared_ptr<PgConn> c) {
   co_return true;
 }
 
+Awaitable<std::shared_ptr<PgConn>> Databases::Impl::open(Endpoint& ep) {
+  auto self = shared_from_this();
+  auto c = std::make_shared<PgConn>(ex, &ep);
+  ep.conns.push_back(c);
+  ++ep.stats.opened_total;
+  const bool ok = co_await connect(c);
+  if (ok && !c->broken && c->endpoint) {
+    ep.failures = 0;
+    asio::co_spawn(ex, read_loop(c), asio::detached);
+    ep.wake_all();
+    co_return c;
+  }
+  const std::string why = c->pg ? trimmed(PQerrorMessage(c->pg)) : "cannot connect";
+  if (!c->broken) {
+    c->broken = true;
+    if (c->endpoint) ep.remove(c.get());
+  }
+  ++ep.failures;
+  ++ep.stats.connect_failures_total;
+  // Exponential backoff: 100 ms, 200 ms, … up to 5 s while the endpoint keeps refusing.
+  const auto backoff = std::min<std::chrono::steady_clock::duration>(
+      kMaxBackoff, kBaseBackoff * (1 << std::min(ep.failures - 1, 6u)));
+  ep.retry_at = std::chrono::steady_clock::now() + backoff;
+  spdlog::warn("shard {} {} {}: connect failed: {}", ep.shard_id, ep.role == Role::primary ? "primary" : "replica",
+               ep.label, why);
+  co_return nullptr;
+}
+
 Awaitable<std::shared_ptr<PgConn>> Databases::Impl::acquire(Endpoint& ep, std::chrono::steady_clock::time_point deadline,
                                                             bool shared, QueryErrc& err) {
   auto self = shared_from_this();
@@ -583,29 +626,7 @@ Awaitable<std::shared_ptr<PgConn>> Databases::Impl::acquire(Endpoint& ep, std::c
     const bool can_open = ep.conns.size() < max_conns() && !ep.backing_off(now);
     if (best && (best->in_flight == 0 || !can_open)) co_return best;
     if (can_open) {
-      auto c = std::make_shared<PgConn>(ex, &ep);
-      ep.conns.push_back(c);
-      ++ep.stats.opened_total;
-      const bool ok = co_await connect(c);
-      if (ok && !c->broken && c->endpoint) {
-        ep.failures = 0;
-        asio::co_spawn(ex, read_loop(c), asio::detached);
-        ep.wake_all();
-        co_return c;
-      }
-      const std::string why = c->pg ? trimmed(PQerrorMessage(c->pg)) : "cannot connect";
-      if (!c->broken) {
-        c->broken = true;
-        if (c->endpoint) ep.remove(c.get());
-      }
-      ++ep.failures;
-      ++ep.stats.connect_failures_total;
-      // Exponential backoff: 100 ms, 200 ms, … up to 5 s while the endpoint keeps refusing.
-      const auto backoff = std::min<std::chrono::steady_clock::duration>(
-          kMaxBackoff, kBaseBackoff * (1 << std::min(ep.failures - 1, 6u)));
-      ep.retry_at = std::chrono::steady_clock::now() + backoff;
-      spdlog::warn("shard {} {} {}: connect failed: {}", ep.shard_id, ep.role == Role::primary ? "primary" : "replica",
-                   ep.label, why);
+      if (auto c = co_await open(ep)) co_return c;
       if (best && !best->broken) co_return best;
       err = QueryErrc::unavailable;
       co_return nullptr;
@@ -639,6 +660,34 @@ Awaitable<std::shared_ptr<PgConn>> Databases::Impl::acquire(Endpoint& ep, std::c
   }
 }
 
+Awaitable<void> Databases::Impl::exchange(std::shared_ptr<PgConn> conn, Request& r, const std::string& sql,
+                                          const std::vector<std::string>& params, const std::string& comment,
+                                          bool shared, bool unnamed) {
+  r.conn = conn;
+  send(*conn, r, sql, params, comment, shared, unnamed);
+  if (!r.done) {
+    flush_at_end_of_turn(conn);
+    r.wake.expires_at(std::chrono::steady_clock::now() + cfg.pool.statement_timeout + kClientSlack);
+    while (!r.done) {
+      auto [ec] = co_await r.wake.async_wait(token);
+      if (!ec && !r.done) {
+        // No answer in time: the connection is reset (its other requests fail too) and never reused.
+        conn->close(QueryErrc::timeout, std::string(kClientTimeout));
+        break;
+      }
+    }
+  }
+  if (!r.done && r.out.error == QueryErrc::none) {  // (close() found the connection already closed)
+    r.out.error = QueryErrc::timeout;
+    r.out.message = kClientTimeout;
+  }
+  if (!r.done) {  // detach from any op still naming this frame
+    for (Op& op : conn->fifo)
+      if (op.req == &r) op.req = nullptr;
+    std::erase(conn->seg, &r);
+  }
+}
+
 Awaitable<void> Databases::Impl::run(Endpoint& ep, std::string sql, std::vector<std::string> params,
                                      std::size_t max_rows, QueryOutcome& out, bool shared, std::string comment) {
   auto self = shared_from_this();
@@ -656,30 +705,8 @@ Awaitable<void> Databases::Impl::run(Endpoint& ep, std::string sql, std::vector<
     } else {
       Request r(ex);
       r.max_rows = max_rows;
-      r.conn = conn;
       depth = conn->in_flight + 1;
-      send(*conn, r, sql, params, comment, shared, unnamed);
-      if (!r.done) {
-        flush_at_end_of_turn(conn);
-        r.wake.expires_at(std::chrono::steady_clock::now() + cfg.pool.statement_timeout + kClientSlack);
-        while (!r.done) {
-          auto [ec] = co_await r.wake.async_wait(token);
-          if (!ec && !r.done) {
-            // No answer in time: the connection is reset (its other requests fail too) and never reused.
-            conn->close(QueryErrc::timeout, "statement timeout (client side)");
-            break;
-          }
-        }
-      }
-      if (!r.done && r.out.error == QueryErrc::none) {  // (close() found the connection already closed)
-        r.out.error = QueryErrc::timeout;
-        r.out.message = "statement timeout (client side)";
-      }
-      if (!r.done) {  // detach from any op still naming this frame
-        for (Op& op : conn->fifo)
-          if (op.req == &r) op.req = nullptr;
-        std::erase(conn->seg, &r);
-      }
+      co_await exchange(conn, r, sql, params, comment, shared, unnamed);
       // Rolled back with a segment another request's error aborted, or a Bind whose statement's Parse (sent by
       // another request) failed or was skipped (26000: nothing of ours ran): once more, in a segment of its own
       // and with a Parse of its own, so the answer is this statement's own.
@@ -718,8 +745,63 @@ Endpoint* Databases::Impl::pick_replica(std::size_t shard) {
   return best;
 }
 
+unsigned Databases::Impl::min_conns(const Endpoint& ep) const {
+  unsigned n = std::min(share(cfg.pool.min_per_endpoint), max_conns());
+  // A primary whose shard has replicas is where reads fall back when a replica fails: at least one connection
+  // on every worker, so a fallback never waits for a fresh connection.
+  if (ep.role == Role::primary && ep.shard < shards.size() && !shards[ep.shard].replicas.empty()) n = std::max(n, 1u);
+  return n;
+}
+
+// Pool upkeep of one endpoint, every health_interval: idle connections past max_lifetime, and idle ones above
+// the minimum past idle_timeout, close; connections idle for a whole interval are probed with SELECT 1 (a dead
+// peer or a server that lost them is found here rather than by a request); then the pool is topped up to its
+// minimum unless the endpoint is backing off (so an endpoint that came back is reconnected in the background).
+Awaitable<void> Databases::Impl::maintain(Endpoint& ep) {
+  auto self = shared_from_this();
+  const auto now = std::chrono::steady_clock::now();
+  const unsigned keep = min_conns(ep);
+  const auto idle = [](const std::shared_ptr<PgConn>& c) {
+    return c->ready && !c->broken && c->in_flight == 0 && !c->flush_posted;
+  };
+  std::vector<std::shared_ptr<PgConn>> probe;
+  for (const auto& c : std::vector<std::shared_ptr<PgConn>>(ep.conns.begin(), ep.conns.end())) {
+    if (!idle(c)) continue;
+    if (now - c->opened_at >= cfg.pool.max_lifetime) {
+      ++ep.stats.retired_total;
+      c->close(QueryErrc::unavailable, "max_lifetime");
+    } else if (ep.conns.size() > keep && now - c->last_active >= cfg.pool.idle_timeout) {
+      ++ep.stats.retired_total;
+      c->close(QueryErrc::unavailable, "idle_timeout");
+    } else if (now - c->last_active >= cfg.pool.health_interval) {
+      probe.push_back(c);
+    }
+  }
+  const std::string ping = "SELECT 1", no_comment;
+  const std::vector<std::string> no_params;
+  for (const auto& c : probe) {
+    if (closed || !idle(c)) continue;
+    Request r(ex);
+    r.max_rows = 1;
+    co_await exchange(c, r, ping, no_params, no_comment, false, false);
+    if (r.out.error != QueryErrc::none) {
+      ++ep.stats.health_failures_total;
+      spdlog::warn("shard {} {} {}: idle connection failed its probe: {}", ep.shard_id,
+                   ep.role == Role::primary ? "primary" : "replica", ep.label, r.out.message);
+      c->close(QueryErrc::connection_lost, "failed its probe");
+    }
+  }
+  while (!closed && ep.in_config && ep.conns.size() < keep && !ep.backing_off(std::chrono::steady_clock::now())) {
+    if (!co_await open(ep)) break;
+  }
+}
+
 namespace {
-Awaitable<void> lag_loop(std::shared_ptr<Databases::Impl> impl) {
+// Every lag_interval (when the map has replicas) each replica's lag; every health_interval each endpoint's pool
+// upkeep (maintain). Started by configure() — so the pools' minimum is opened at start and after a reload — and
+// stopped by close().
+Awaitable<void> maintenance_loop(std::shared_ptr<Databases::Impl> impl) {
+  auto next_upkeep = std::chrono::steady_clock::now();
   while (!impl->closed) {
     std::vector<Endpoint*> replicas;
     for (auto& [key, ep] : impl->endpoints)
@@ -740,39 +822,35 @@ Awaitable<void> lag_loop(std::shared_ptr<Databases::Impl> impl) {
         ep->lag = -1;
       }
     }
-    // The primaries of shards with replicas are where reads fall back when a replica fails: keep one connection
-    // open to each (a pool minimum of one), so a fallback never waits for a fresh connection. A primary with an
-    // open connection is left alone; one that refuses is retried on its backoff schedule.
-    std::vector<Endpoint*> primaries;  // chosen before any co_await, like the replicas above
-    for (const auto& sh : impl->shards)
-      if (sh.primary && !sh.replicas.empty() && sh.primary->in_config && sh.primary->conns.empty() &&
-          !sh.primary->backing_off(std::chrono::steady_clock::now()))
-        primaries.push_back(sh.primary);
-    for (Endpoint* ep : primaries) {
-      if (impl->closed) break;
-      QueryOutcome out;
-      co_await impl->run(*ep, "SELECT 1", {}, 1, out, false);
+    if (std::chrono::steady_clock::now() >= next_upkeep) {
+      next_upkeep = std::chrono::steady_clock::now() + impl->cfg.pool.health_interval;
+      std::vector<Endpoint*> all;  // chosen before any co_await (endpoints live as long as impl)
+      for (auto& [key, ep] : impl->endpoints)
+        if (ep->in_config) all.push_back(ep.get());
+      for (Endpoint* ep : all) {
+        if (impl->closed) break;
+        co_await impl->maintain(*ep);
+      }
     }
     if (impl->closed) break;
-    impl->lag_timer.expires_after(impl->cfg.lag_interval);
-    auto [ec] = co_await impl->lag_timer.async_wait(token);
+    const auto tick = replicas.empty() ? impl->cfg.pool.health_interval
+                                       : std::min(impl->cfg.lag_interval, impl->cfg.pool.health_interval);
+    impl->tick_timer.expires_after(tick);
+    auto [ec] = co_await impl->tick_timer.async_wait(token);
     if (ec && impl->closed) break;
   }
-  impl->lag_loop_running = false;
+  impl->loop_running = false;
 }
 }  // namespace
 
-void Databases::Impl::start_lag_loop() {
-  if (lag_loop_running || closed) return;
-  bool any = false;
-  for (const auto& s : shards) any = any || !s.replicas.empty();
-  if (!any) return;
-  lag_loop_running = true;
-  asio::co_spawn(ex, lag_loop(shared_from_this()), asio::detached);
+void Databases::Impl::start_loop() {
+  if (loop_running || closed || shards.empty()) return;
+  loop_running = true;
+  asio::co_spawn(ex, maintenance_loop(shared_from_this()), asio::detached);
 }
 
-Databases::Databases(core::Executor ex, unsigned workers, std::string local_region)
-    : impl_(std::make_shared<Impl>(ex, workers, std::move(local_region))) {}
+Databases::Databases(core::Executor ex, unsigned workers, unsigned worker_index, std::string local_region)
+    : impl_(std::make_shared<Impl>(ex, workers, worker_index, std::move(local_region))) {}
 
 Databases::~Databases() { close(); }
 
@@ -787,22 +865,20 @@ void Databases::configure(const config::Databases& cfg) {
     for (const config::ReplicaConfig& r : s.replicas)
       d.shards[i].replicas.push_back(d.endpoint(r.dsn, Role::replica, i, s.id, r.region));
   }
-  // Endpoints that left the map: close their connections (requests in flight on them fail).
-  for (auto it = d.endpoints.begin(); it != d.endpoints.end();) {
-    if (it->second->in_config) {
-      ++it;
-      continue;
-    }
-    auto conns = it->second->conns;
+  // Endpoints that left the map: close their connections (requests in flight on them fail). The Endpoint
+  // itself stays (a request or the maintenance loop may still hold it across a suspension; outcomes name its
+  // label) and is reused if its connection string returns; the set is bounded by the strings ever configured.
+  for (auto& [key, ep] : d.endpoints) {
+    if (ep->in_config) continue;
+    auto conns = ep->conns;
     for (auto& c : conns) {
       c->endpoint = nullptr;
       c->close(QueryErrc::unavailable, "endpoint removed from the shard map");
     }
-    it->second->wake_all();
-    if (it->second->stats.waiting == 0) it = d.endpoints.erase(it);
-    else ++it;
+    ep->conns.clear();
+    ep->wake_all();
   }
-  d.start_lag_loop();
+  d.start_loop();
 }
 
 namespace {
@@ -826,17 +902,20 @@ Awaitable<QueryOutcome> Databases::query(std::size_t shard, bool read, std::stri
   if (read) {
     if (Endpoint* r = impl->pick_replica(shard)) {
       co_await impl->run(*r, sql, params, max_rows, out, true, comment);
-      // A replica that failed before answering (down, connection lost, pool exhausted): the read is idempotent,
-      // so the primary answers it instead of the client seeing the failure.
+      // A replica that failed before answering (down, connection lost, pool exhausted, or silent past
+      // statement_timeout — hung, not merely slow: a slow statement is cancelled by the server, 57014): the read
+      // is idempotent, so the primary answers it instead of the client seeing the failure.
+      const bool hung = out.error == QueryErrc::timeout && out.message == kClientTimeout;
       const bool replica_failed = out.error == QueryErrc::unavailable || out.error == QueryErrc::connection_lost ||
-                                  out.error == QueryErrc::pool_timeout || out.error == QueryErrc::overloaded ||
+                                  out.error == QueryErrc::pool_timeout || out.error == QueryErrc::overloaded || hung ||
                                   (out.error == QueryErrc::sql_error && out.sqlstate.starts_with("57"));
       if (!replica_failed) {
         out.start_unix_ns = started;
         out.end_unix_ns = unix_ns();
         co_return out;
       }
-      if (out.error == QueryErrc::unavailable || out.error == QueryErrc::connection_lost) r->lag = -1;
+      // Not read from again until the lag probe hears from it.
+      if (out.error == QueryErrc::unavailable || out.error == QueryErrc::connection_lost || hung) r->lag = -1;
       out = QueryOutcome{};
       out.retried_on_primary = true;
     }
@@ -899,7 +978,7 @@ void Databases::close() {
   Impl& d = *impl_;
   if (d.closed) return;
   d.closed = true;
-  d.lag_timer.cancel();
+  d.tick_timer.cancel();
   for (auto& [key, ep] : d.endpoints) {
     auto conns = ep->conns;
     for (auto& c : conns) {

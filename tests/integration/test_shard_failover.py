@@ -4,6 +4,8 @@ primary with no failed request when the replica stops and back when it returns; 
 past max_lag is skipped; a stopped primary fails its shard's writes with 503 while the other shards keep working,
 fan-out fails (or answers `partial` naming the shard); the pool never opens more than max_per_endpoint
 connections (pg_stat_activity) and answers 503 when acquire_timeout passes."""
+import os
+import signal
 import threading
 import unittest
 
@@ -144,6 +146,72 @@ class PrimaryDownTest(DaemonTestCase):
         wait_until(lambda: get_json(d.public, "/v1/customers/2002/orders", method="POST",
                                     body={"total_cents": 3})[0].status == 201, timeout=20, interval=0.2,
                    what="writes to shard 2 after its primary returned")
+
+
+def edge_backends(server):
+    return [r[0] for r in server.query(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'virex-edge' ORDER BY pid")]
+
+
+class PoolUpkeepTest(DaemonTestCase):
+    """The pool's minimum is opened before any request, idle connections are probed and replaced when the server
+    drops them, idle ones above the minimum close after idle_timeout, old ones are replaced after max_lifetime,
+    and a replica that hangs (accepts, never answers) costs a read statement_timeout, then the primary answers."""
+
+    def test_the_minimum_is_opened_at_start_probed_and_restored(self):
+        d = self.daemon(config(pool="{max_per_endpoint: 4, min_per_endpoint: 2, health_interval: 200ms, "
+                                    "acquire_timeout: 2s, statement_timeout: 5s, connect_timeout: 1s}", workers=1))
+        server = CLUSTER.primaries[1]  # no replica: nothing but the pool's upkeep talks to it until a request
+        first = wait_until(lambda: (lambda p: p if len(p) == 2 else None)(edge_backends(server)),
+                           what="min_per_endpoint connections opened with no request")
+        # Probed while idle: their last statement is the health check.
+        wait_until(lambda: server.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                                        "'virex-edge' AND query = 'SELECT 1'")[0][0] == 2, what="idle connections probed")
+        server.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'virex-edge'")
+        again = wait_until(lambda: (lambda p: p if len(p) == 2 and not set(p) & set(first) else None)(
+            edge_backends(server)), what="the minimum reopened in the background")
+        self.assertEqual(len(again), 2)
+        r, doc = get_json(d.public, "/v1/customers/1001/where")
+        self.assertEqual(r.status, 200, r.describe())
+        self.assertEqual(doc["rows"][0]["port"], server.port)
+
+    def test_idle_connections_above_the_minimum_close_and_old_ones_are_replaced(self):
+        d = self.daemon(config(pool="{max_per_endpoint: 4, min_per_endpoint: 1, idle_timeout: 300ms, "
+                                    "max_lifetime: 2s, health_interval: 100ms, acquire_timeout: 2s, "
+                                    "statement_timeout: 5s}", workers=1))
+        server = CLUSTER.primaries[2]
+        load = LoadLoop(d.public, "/v1/customers/2001/slow", conns=8).start(min_requests=8)
+        try:
+            wait_until(lambda: len(edge_backends(server)) >= 3, what="the pool grown under load")
+        finally:
+            records = load.stop()
+        self.assertEqual([r for r in records if r["status"] != 200], [])
+        left = wait_until(lambda: (lambda p: p if len(p) == 1 else None)(edge_backends(server)),
+                          what="idle connections above the minimum closed")
+        wait_until(lambda: (lambda p: p if len(p) == 1 and p != left else None)(edge_backends(server)),
+                   what="the last connection replaced after max_lifetime")
+        m = fetch_metrics(d.admin)
+        self.assertGreaterEqual(metric_sum(m, "virex_shard_connections_retired_total", shard="2"), 3)
+
+    def test_a_hung_replica_falls_back_to_the_primary(self):
+        replica = CLUSTER.replica
+        if not replica.running:
+            replica.restart()
+        d = self.daemon(config(pool="{max_per_endpoint: 2, acquire_timeout: 2s, statement_timeout: 1s, "
+                                    "connect_timeout: 1s}", workers=1))
+        wait_until(lambda: where(d, 4)["port"] == replica.port, what="reads on the replica")
+        stopped = edge_backends(replica)
+        self.assertTrue(stopped)
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            row = where(d, 4)  # the replica's connection never answers: after statement_timeout, the primary
+            self.assertEqual(row["port"], CLUSTER.primaries[0].port)
+            self.assertFalse(row["replica"])
+        finally:
+            for pid in stopped:
+                os.kill(pid, signal.SIGCONT)
+        wait_until(lambda: where(d, 4)["port"] == replica.port, timeout=20, what="the replica used again")
 
 
 class PoolTest(DaemonTestCase):

@@ -403,8 +403,17 @@ struct Admin {
 
 struct DatabasePool {
   // default 8 (1..1000): connections to one endpoint (primary or replica) from this node, split over the
-  // workers (each gets max_per_endpoint / workers, at least 1). Requests share them through pipelining.
+  // workers (worker i gets max/workers, plus one for i < max % workers; at least 1, so with fewer connections
+  // than workers each worker still keeps one). Requests share them through pipelining.
   unsigned max_per_endpoint = 8;
+  // default 1 (0..max_per_endpoint): connections kept open to each endpoint from this node, split like
+  // max_per_endpoint (worker i gets min/workers, plus one for i < min % workers): opened at start and on reload,
+  // reopened in the background when lost, never closed for being idle.
+  unsigned min_per_endpoint = 1;
+  Duration idle_timeout = std::chrono::minutes(10);    // default 10m: an idle connection above the minimum closes
+  Duration max_lifetime = std::chrono::hours(1);       // default 1h (at most 1d): an older connection closes once idle
+  Duration health_interval = std::chrono::seconds(10);  // default 10s: idle connections are probed (SELECT 1)
+                                                        //   this often; also the pool maintenance period
   Duration acquire_timeout = std::chrono::milliseconds(200);  // default 200ms: waiting for a slot → 503
   Duration statement_timeout = std::chrono::seconds(5);       // default 5s: server-side and client-side deadline
   unsigned max_pipeline = 16;          // default 16 (1..1024): queries in flight on one connection

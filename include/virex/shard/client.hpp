@@ -58,6 +58,8 @@ struct EndpointStats {
   std::uint64_t opened_total = 0, acquire_timeouts_total = 0, connect_failures_total = 0;
   std::uint64_t syncs_total = 0;           // segments sent (one Sync each; reads of a turn share one)
   std::uint64_t segment_retries_total = 0;  // requests run again because another's error aborted their segment
+  std::uint64_t retired_total = 0;          // idle connections closed for max_lifetime or idle_timeout
+  std::uint64_t health_failures_total = 0;  // idle connections that failed their probe (closed)
   double lag_seconds = -1;   // replicas: last measured (-1 unknown / unreachable)
   bool healthy = true;
 };
@@ -67,7 +69,8 @@ using QueryObserver = std::function<void(std::int64_t shard_id, Role role, Query
 
 class Databases {
  public:
-  Databases(core::Executor ex, unsigned workers, std::string local_region);
+  // `workers` / `worker_index`: this worker's share of the per-node pool sizes (max/min_per_endpoint).
+  Databases(core::Executor ex, unsigned workers, unsigned worker_index, std::string local_region);
   ~Databases();
   Databases(const Databases&) = delete;
   Databases& operator=(const Databases&) = delete;

@@ -264,6 +264,10 @@ TEST(Load, ShippedReferenceConfigIsValid) {
   EXPECT_EQ(config.databases.pool.connect_timeout, db_defaults.pool.connect_timeout);
   EXPECT_EQ(config.databases.pool.max_pipeline, db_defaults.pool.max_pipeline);
   EXPECT_EQ(config.databases.pool.max_waiting, db_defaults.pool.max_waiting);
+  EXPECT_EQ(config.databases.pool.min_per_endpoint, db_defaults.pool.min_per_endpoint);
+  EXPECT_EQ(config.databases.pool.idle_timeout, db_defaults.pool.idle_timeout);
+  EXPECT_EQ(config.databases.pool.max_lifetime, db_defaults.pool.max_lifetime);
+  EXPECT_EQ(config.databases.pool.health_interval, db_defaults.pool.health_interval);
   EXPECT_EQ(config.databases.max_lag, db_defaults.max_lag);
   EXPECT_EQ(config.databases.lag_interval, db_defaults.lag_interval);
   EXPECT_EQ(config.databases.version, db_defaults.version);
@@ -1754,6 +1758,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "bad connection string: missing \"=\" after \"dbname\" in connection info string"},
         ErrorCase{"QueryWithoutDatabases", L("routes: [{match: {path: /x, method: GET}, query: {sql: \"SELECT 1\"}}]\n"), "routes[0].query", 2, 50,
                   "a query route needs a databases: section"},
+        ErrorCase{"PoolMinAboveMax", L("databases: {pool: {max_per_endpoint: 2, min_per_endpoint: 3}, shards: [{id: 0, customers: [1, 10], primary: \"host=a dbname=x\"}]}\n"), "databases.pool.min_per_endpoint", 2, 59,
+                  "must not be greater than max_per_endpoint (2)"},
         ErrorCase{"WriteWithoutShardBy", L("routes: [{match: {path: /x, method: POST}, query: {sql: \"SELECT 1\"}}]\ndatabases: {shards: [{id: 0, customers: [1, 10], primary: \"host=a dbname=x\"}]}\n"), "routes[0].query", 2, 51,
                   "a write (a route not read_only, or not GET/HEAD-only) needs shard_by: it must go to one shard"},
         ErrorCase{"PlaceholderCount", L("routes: [{match: {path: \"/c/{customer_id}\"}, query: {sql: \"SELECT $1, $2\", params: [\"customer_id:int64\"], shard_by: customer_id}}]\ndatabases: {shards: [{id: 0, customers: [1, 10], primary: \"host=a dbname=x\"}]}\n"), "routes[0].query.sql", 2, 59,
@@ -1766,7 +1772,7 @@ TEST(Databases, ShardsSortedRegionsDefaultedQueryCompiled) {
   const LoadResult r = load(L("node: {region: eu}\n"
                               "routes: [{match: {path: \"/c/{customer_id}/o\", method: POST}, query: {sql: \"INSERT INTO o VALUES ($1, $2)\", "
                               "params: [\"customer_id:int64\", \"body.total:numeric\"], shard_by: customer_id}, invalidate: [\"tag:c:{customer_id}\"]}]\n"
-                              "databases:\n  pool: {max_per_endpoint: 3}\n  shards:\n"
+                              "databases:\n  pool: {max_per_endpoint: 3, min_per_endpoint: 2, idle_timeout: 30s, max_lifetime: 2h, health_interval: 1s}\n  shards:\n"
                               "    - {id: 1, customers: [11, 20], primary: \"host=b dbname=x\", replicas: [{dsn: \"host=c dbname=x\", region: us}]}\n"
                               "    - {id: 0, customers: [1, 10], primary: \"host=a dbname=x\", replicas: [\"host=d dbname=x\"]}\n"),
                             "t.yaml");
@@ -1778,6 +1784,10 @@ TEST(Databases, ShardsSortedRegionsDefaultedQueryCompiled) {
   EXPECT_EQ(db.shards[0].replicas[0].region, "eu");
   EXPECT_EQ(db.shards[1].replicas[0].region, "us");
   EXPECT_EQ(db.pool.max_per_endpoint, 3u);
+  EXPECT_EQ(db.pool.min_per_endpoint, 2u);
+  EXPECT_EQ(db.pool.idle_timeout, std::chrono::seconds(30));
+  EXPECT_EQ(db.pool.max_lifetime, std::chrono::hours(2));
+  EXPECT_EQ(db.pool.health_interval, std::chrono::seconds(1));
   const RouteQuery& q = *r.config->routes[0].query;
   EXPECT_FALSE(q.reads());
   ASSERT_EQ(q.params.size(), 2u);
