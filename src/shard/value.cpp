@@ -200,14 +200,63 @@ Value decode(std::uint32_t oid, std::string_view text) {
   }
 }
 
+namespace {
+// PostgreSQL's order of numeric specials: -Infinity < every finite value < Infinity < NaN.
+int numeric_rank(std::string_view t) noexcept {
+  if (t == "NaN") return 3;
+  if (t == "Infinity") return 2;
+  if (t == "-Infinity") return 0;
+  return 1;
+}
+
+// The exact order of two numeric texts as PostgreSQL prints them ("-12.50", "0.000", "NaN"): sign, then the
+// integer digits (length, then digits), then the fraction digits — no rounding, whatever the length.
+int compare_decimal(std::string_view a, std::string_view b) noexcept {
+  const int ra = numeric_rank(a), rb = numeric_rank(b);
+  if (ra != rb || ra != 1) return (ra > rb) - (ra < rb);
+  struct Parts {
+    bool neg = false;
+    std::string_view whole, frac;
+  };
+  const auto split = [](std::string_view t) {
+    Parts p;
+    if (!t.empty() && (t.front() == '-' || t.front() == '+')) p.neg = t.front() == '-', t.remove_prefix(1);
+    const auto dot = t.find('.');
+    p.whole = t.substr(0, dot);
+    p.frac = dot == std::string_view::npos ? std::string_view() : t.substr(dot + 1);
+    while (!p.whole.empty() && p.whole.front() == '0') p.whole.remove_prefix(1);
+    while (!p.frac.empty() && p.frac.back() == '0') p.frac.remove_suffix(1);
+    if (p.whole.empty() && p.frac.empty()) p.neg = false;  // -0.00 is 0
+    return p;
+  };
+  const Parts x = split(a), y = split(b);
+  if (x.neg != y.neg) return x.neg ? -1 : 1;
+  int mag = 0;
+  if (x.whole.size() != y.whole.size()) {
+    mag = x.whole.size() < y.whole.size() ? -1 : 1;
+  } else if (const int c = x.whole.compare(y.whole); c != 0) {
+    mag = c < 0 ? -1 : 1;
+  } else if (const int f = x.frac.compare(y.frac); f != 0) {
+    mag = f < 0 ? -1 : 1;  // (no trailing zeros: a longer fraction with an equal prefix is the larger)
+  }
+  return x.neg ? -mag : mag;
+}
+}  // namespace
+
 int compare(const Value& a, const Value& b) noexcept {
   using K = Value::Kind;
   if (a.kind == K::null || b.kind == K::null) return (a.kind == K::null) - (b.kind == K::null);
   const auto numeric = [](K k) { return k == K::integer || k == K::real || k == K::numeric; };
   if (numeric(a.kind) && numeric(b.kind)) {
     if (a.kind == K::integer && b.kind == K::integer) return (a.i > b.i) - (a.i < b.i);
+    // numeric against numeric or bigint: exact, on the decimal texts (doubles lose digits past 2^53).
+    if (a.kind != K::real && b.kind != K::real)
+      return compare_decimal(a.kind == K::integer ? std::to_string(a.i) : a.s,
+                             b.kind == K::integer ? std::to_string(b.i) : b.s);
     const double x = a.kind == K::integer ? static_cast<double>(a.i) : a.d;
     const double y = b.kind == K::integer ? static_cast<double>(b.i) : b.d;
+    // float8 and numeric order NaN above every other value (and equal to itself).
+    if (std::isnan(x) || std::isnan(y)) return std::isnan(x) - std::isnan(y);
     return sign(x - y);
   }
   if (a.kind == K::boolean && b.kind == K::boolean) return (a.b > b.b) - (a.b < b.b);

@@ -55,7 +55,9 @@ struct ResultSet {
 Value decode(std::uint32_t oid, std::string_view text);
 
 // PostgreSQL's ordering of two values of one column: <0, 0, >0. NULL sorts above every value (NULLS LAST when
-// ascending); numbers compare numerically across integer/real/numeric; text and json bytewise (C collation).
+// ascending); numbers compare numerically across integer/real/numeric — bigint and numeric exactly (on the
+// decimal text, -Infinity < finite < Infinity < NaN), float8 as doubles (NaN last); text and json bytewise (C
+// collation).
 int compare(const Value& a, const Value& b) noexcept;
 
 // Appends `v` as a JSON value; `{"rows":[{col: value, …}, …]}` for a result set.

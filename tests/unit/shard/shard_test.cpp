@@ -8,6 +8,8 @@
 
 #include "virex/query/v1/result.pb.h"
 
+#include <cmath>
+
 namespace virex::shard {
 namespace {
 
@@ -52,6 +54,25 @@ TEST(Compare, PostgresOrder) {
   EXPECT_LT(compare(Value::numeric("1.5"), I(2)), 0);
   EXPECT_LT(compare(decode(1184, "2025-01-01 00:00:00+00"), decode(1184, "2025-01-01 00:00:00.5+00")), 0);
   EXPECT_LT(compare(T("B"), T("a")), 0);  // bytewise
+}
+
+TEST(Compare, NumericsExactlyWithPostgresSpecials) {
+  const auto N = [](const char* t) { return Value::numeric(t); };
+  // Past a double's 53 bits: equal as doubles, ordered as decimals.
+  EXPECT_LT(compare(N("12345678901234567890.1"), N("12345678901234567890.2")), 0);
+  EXPECT_GT(compare(I(9007199254740993), N("9007199254740992")), 0);
+  EXPECT_LT(compare(N("9007199254740992.5"), I(9007199254740993)), 0);
+  EXPECT_EQ(compare(N("-0.000"), N("0")), 0);
+  EXPECT_EQ(compare(N("1.50"), N("1.5")), 0);
+  EXPECT_LT(compare(N("-2.5"), N("-2.25")), 0);
+  EXPECT_LT(compare(N("0.0999"), N("0.1")), 0);
+  EXPECT_GT(compare(N("100"), N("99.999")), 0);
+  // -Infinity < finite < Infinity < NaN; NaN equals NaN.
+  EXPECT_LT(compare(N("-Infinity"), N("-99999999999999999999")), 0);
+  EXPECT_LT(compare(N("99999999999999999999"), N("Infinity")), 0);
+  EXPECT_LT(compare(N("Infinity"), N("NaN")), 0);
+  EXPECT_EQ(compare(N("NaN"), N("NaN")), 0);
+  EXPECT_GT(compare(Value::real(std::nan("")), Value::real(1e300)), 0);
 }
 
 TEST(Decimal, ExactSums) {
