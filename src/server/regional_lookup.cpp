@@ -14,7 +14,6 @@
 
 #include <openssl/evp.h>
 
-#include <spdlog/spdlog.h>
 
 namespace virex::server {
 namespace {
@@ -176,9 +175,7 @@ std::string_view Connection::regional_purge(std::string_view kind, std::string_v
   inv.host.assign(host);
   inv.value.assign(what);
   inv.soft = soft;
-  if (tier->purge(std::move(inv))) return "sent";
-  spdlog::warn("cache purge: the regional tier is unavailable; other nodes and Redis keep their copies");
-  return "unavailable";
+  return tier->purge(std::move(inv)) ? "sent" : "unavailable";
 }
 
 void Connection::note_unsafe(const http::RequestHead& h) {
