@@ -401,6 +401,13 @@ TIERED_ROUTES = """  - name: tiered_orders
       params: ["customer_id:int64", "body.total_cents:int64"]
       shard_by: customer_id
     invalidate: ["tag:customer:{customer_id}", "path:/v1/customers/{customer_id}/count"]
+  - name: my_orders
+    match: {path: "/v1/customers/{customer_id}/mine", method: GET}
+    query:
+      sql: "SELECT count(*) AS n FROM orders WHERE customer_id = $1"
+      params: ["customer_id:int64"]
+      shard_by: customer_id
+    cache: {edge_ttl: 60s, regional_ttl: 10m, scope: private, identity: {header: X-User}}
 """
 
 
@@ -503,6 +510,32 @@ class QueryCacheTiersTest(DaemonTestCase):
         r, doc = get_json(a.public, count)
         self.assertNotRegex(r.header("Cache-Status", ""), r"^virex-edge; hit", r.describe())
         self.assertEqual(doc["rows"][0]["n"], n1 + 1)
+
+    def test_private_route_is_per_user_in_the_region_only(self):
+        a, b = self.node(), self.node()
+        target = "/v1/customers/2009/mine"
+        alice = [("X-User", "alice")]
+        r = get_json(a.public, target, headers=alice)[0]
+        self.assertEqual(r.status, 200, r.describe())
+        self.assertRegex(r.header("Cache-Status", ""), r"^virex-regional; fwd=uri-miss, virex-edge; fwd=bypass$")
+        wait_until(lambda: len(self.redis("KEYS", "vq:p:*")) == 1, what="alice's entry in redis")
+        self.assertNotIn(b"alice", self.redis("KEYS", "vq:p:*")[0], "the identity is hashed, never stored")
+        self.assertEqual(self.entry_keys(), [], "no shared regional entry")
+        # Alice on node B: from the region, no statement. Bob: his own statement.
+        for _ in range(2):
+            r, doc = get_json(b.public, target, headers=alice)
+            self.assertRegex(r.header("Cache-Status", ""), r"^virex-regional; hit; ttl=\d+, virex-edge; fwd=bypass",
+                             r.describe())
+        self.assertEqual(self.statements(b, 2), 0)
+        r = get_json(b.public, target, headers=[("X-User", "bob")])[0]
+        self.assertRegex(r.header("Cache-Status", ""), r"^virex-regional; fwd=uri-miss", r.describe())
+        self.assertEqual(self.statements(b, 2), 1)
+        wait_until(lambda: len(self.redis("KEYS", "vq:p:*")) == 2, what="bob's entry")
+        # Nothing private at the edge: a public answer stored after alice's is node A's only edge entry (the gauge
+        # is copied once a second: once it shows the public entry, it shows every entry stored before it).
+        self.assertEqual(get_json(a.public, "/v1/customers/2009/count")[0].status, 200)
+        objects = lambda: metric_sum(fetch_metrics(a.admin), "virex_cache_objects")
+        self.assertEqual(wait_until(objects, what="node A's edge entry counted"), 1)
 
     def _gated(self, d, cid, n, leader_conn=None):
         """n concurrent GETs of customer `cid`'s gated count while the test holds advisory lock 4242 on its shard:
