@@ -364,8 +364,7 @@ Awaitable<void> Connection::query() {
   const bool storable = p.cacheable && route.cache && missing.empty();
   const bool edge_store = storable && !p.regional_private && route.cache_policy.edge_ttl && worker_.edge_cache() &&
                           body_text.size() <= worker_.edge_cache_max_object();
-  const bool region_store = storable && (route.cache_policy.edge_ttl || p.regional_private) &&
-                            p.regional != Pending::Regional::none && p.regional != Pending::Regional::hit;
+  const bool region_store = storable && p.regional != Pending::Regional::none && p.regional != Pending::Regional::hit;
   if (route.cache) {
     extra.append("Vary: Accept\r\n");  // JSON and protobuf answers are separate variants
     cache::CacheStatus cs;
@@ -381,7 +380,8 @@ Awaitable<void> Connection::query() {
     e->path = q_path_;
     e->status = 200;
     e->stored_at = std::chrono::steady_clock::now();
-    // The edge lifetime (of a regional copy too: a node filling its edge from it caps this by what it has left).
+    // The edge lifetime (of a regional copy too: a node filling its edge from it caps this by what it has left);
+    // only a private route may have none (the loader requires edge_ttl otherwise), and it never reaches the edge.
     e->ttl = static_cast<std::uint32_t>(route.cache_policy.edge_ttl ? route.cache_policy.edge_ttl->count() : 0);
     e->head = "HTTP/1.1 200 OK\r\nContent-Type: " + std::string(content_type) + "\r\nVary: Accept\r\nContent-Length: " +
               std::to_string(body_text.size()) + "\r\n";

@@ -14,7 +14,6 @@
 
 #include <openssl/evp.h>
 
-
 namespace virex::server {
 namespace {
 constexpr auto token = asio::as_tuple(kUseAwaitable);
