@@ -207,6 +207,11 @@ class Connection {
   // the invalidation published to every node. Returns "sent", "unavailable" (Redis down: other nodes do not hear
   // of it; the caller decides whether to log), or "" without a regional tier.
   std::string_view regional_purge(std::string_view kind, std::string_view what, std::string_view host, bool soft);
+  // A write route's invalidation (`kind` tag, path or prefix; any host): as regional_purge(), and suspends until
+  // Redis ran the purge (bounded by the command timeout), so that once the client hears of the write no worker of
+  // this node can refill its edge from a regional copy the write made stale. False: not confirmed (no tier, Redis
+  // unavailable, an error or a timeout).
+  Awaitable<bool> regional_purge_confirmed(std::string kind, std::string what);
   // RFC 9111 §4.4: an unsafe request's target, noted from its head; invalidated on a non-error response, here
   // and (through the regional tier) on every node.
   void note_unsafe(const http::RequestHead& h);

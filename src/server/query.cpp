@@ -330,19 +330,21 @@ Awaitable<void> Connection::query() {
   // ---- answer ----
   if (!read) {
     // After commit (the statement's implicit transaction ended with its Sync): purge what the route names, in
-    // this node's edge cache and, like the admin purge API, in Redis and (published) on every other node.
+    // this node's edge cache and, like the admin purge API, in Redis and (published) on every other node. The
+    // answer waits for Redis (at most its command timeout): a read after it finds no stale regional copy.
     cache::Store* store = worker_.edge_cache();
     for (const std::string& item : route.config->invalidate) {
       const std::size_t colon = item.find(':');
-      const std::string_view kind = std::string_view(item).substr(0, colon);
-      const std::string value = expand(std::string_view(item).substr(colon + 1), q_captures_);
+      std::string kind = item.substr(0, colon);
+      std::string value = expand(std::string_view(item).substr(colon + 1), q_captures_);
       if (store) {
         if (kind == "tag") store->purge_tag(value, false);
         else if (kind == "path") store->purge_path({}, value, false);
         else store->purge_prefix({}, value, false);
       }
-      if (regional_purge(kind, value, {}, false) == "unavailable")
-        spdlog::debug("route {}: invalidate {}: the regional tier is unavailable", route.name, item);
+      if (!worker_.regional()) continue;
+      const bool confirmed = co_await regional_purge_confirmed(std::move(kind), std::move(value));
+      if (!confirmed) spdlog::debug("route {}: invalidate {}: not confirmed by the regional tier", route.name, item);
     }
   }
   // Accept: application/x-protobuf → virex.query.v1.Result (proto/virex/query/v1/result.proto); else JSON.

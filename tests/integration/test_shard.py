@@ -511,6 +511,30 @@ class QueryCacheTiersTest(DaemonTestCase):
         self.assertNotRegex(r.header("Cache-Status", ""), r"^virex-edge; hit", r.describe())
         self.assertEqual(doc["rows"][0]["n"], n1 + 1)
 
+    def test_the_write_answers_once_redis_ran_the_purge(self):
+        # Read-your-writes on the writing node: a GET after the 201, on any worker, must not refill the edge from
+        # a regional copy the write made stale — so the 201 waits for Redis to run the purge script.
+        d = self.node()
+        target = "/v1/customers/1011/orders"
+        self.assertEqual(get_json(d.public, target)[0].status, 200)
+        wait_until(lambda: len(self.entry_keys()) == 1, what="the answer in redis")
+        key = self.entry_keys()[0]
+        # Every client's commands wait for 1.5 s (less than the node's 2 s command timeout); no unpause needed.
+        self.redis("CLIENT", "PAUSE", "1500", "ALL")
+        done = []
+        t = threading.Thread(target=lambda: done.append(
+            get_json(d.public, target, method="POST", body={"total_cents": 5})[0]))
+        t.start()
+        wait_until(lambda: metric_sum(fetch_metrics(d.admin), "virex_regional_invalidations_total",
+                                      event="published") >= 1, what="the purge sent to the paused redis")
+        self.assertEqual(done, [], "no answer before redis ran the purge")
+        t.join(timeout=30)
+        self.assertEqual(done[0].status, 201, done[0].describe())
+        self.assertEqual(self.redis("EXISTS", key), 0, "purged before the 201")
+        r = get_json(d.public, target)[0]
+        self.assertRegex(r.header("Cache-Status", ""), r"^virex-regional; fwd=uri-miss, virex-edge; fwd=uri-miss",
+                         r.describe())
+
     def test_private_route_is_per_user_in_the_region_only(self):
         a, b = self.node(), self.node()
         target = "/v1/customers/2009/mine"
