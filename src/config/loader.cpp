@@ -380,6 +380,9 @@ void read_routes(Walker& w, const Field& field, std::vector<Route>& routes, std:
     read_route_query(w, query, invalidate, match_ok, route);
     if (query) query_fields.push_back(*query);
     read_route_cache(w, cache, upstream.upstream.has_value() || query.has_value(), match_ok, route);
+    // An answer from SQL carries no lifetime of its own (a private route's lives in the regional tier only).
+    if (query && route.cache && !route.cache->edge_ttl && route.cache->scope != CacheScope::private_)
+      w.fail(*cache, "a query route's cache needs edge_ttl: its answers carry no lifetime of their own");
   });
 }
 

@@ -382,10 +382,12 @@ void Connection::process() {
     }
     break;
   }
-  // Keep unconsumed bytes at the front so the buffer can take the rest of a head.
+  // Keep unconsumed bytes at the front so the buffer can take the rest of a head. Not while proxy() or query()
+  // is to run: they read the request head (its views into buf_) — a follower's second cache lookup, the regional
+  // lookup's Vary check.
   if (begin_ == end_) {
     begin_ = end_ = 0;
-  } else if (begin_ > 0 && !proxy_pending_ && (end_ == cap_ || !parser_.in_message())) {
+  } else if (begin_ > 0 && !proxy_pending_ && !query_pending_ && (end_ == cap_ || !parser_.in_message())) {
     std::memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
     end_ -= begin_;
     begin_ = 0;
@@ -622,7 +624,7 @@ void Connection::cache_lookup(const http::RequestHead& h) {
 void Connection::join_flight() {
   Pending& p = pending_;
   Coalescer* c = worker_.coalescer();
-  if (!p.cacheable || !c || p.route->query) return;  // query routes do not coalesce (yet)
+  if (!p.cacheable || !c) return;
   auto w = std::make_shared<Coalescer::Waiter>(worker_.io().get_executor());
   switch (c->join(cache_hash_, cache_key_, w)) {
     case Coalescer::Role::lead: p.leader = true; break;

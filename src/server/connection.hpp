@@ -156,6 +156,33 @@ class Connection {
   void cache_lookup(const http::RequestHead& h);
   void answer_hit();
   void join_flight();
+  // A follower of a coalesced miss (pending_.follower set): waits for the leader's fetch (woken when its flight
+  // ends, or after the lock timeout), then looks the store up again. True: answered from the entry the leader
+  // stored (the request is done); false: the caller fetches itself (and may now lead a new flight). Suspends on
+  // the wait only; the request head must still be intact (a cacheable request has no body).
+  Awaitable<bool> follow_flight();
+  // The leader of a coalesced miss ends its flight however its fetch ends (an answer, an error response, an
+  // exception, the coroutine destroyed at shutdown), waking the waiters. take() moves pending_.leader into the
+  // guard (~Connection ends a flight no guard took).
+  struct FlightGuard {
+    Connection& c;
+    bool lead = false;
+    std::uint64_t hash = 0;
+    std::string key;
+    explicit FlightGuard(Connection& conn) : c(conn) { take(); }
+    FlightGuard(const FlightGuard&) = delete;
+    FlightGuard& operator=(const FlightGuard&) = delete;
+    ~FlightGuard() {
+      if (lead) c.worker_.coalescer()->finish(hash, key);
+    }
+    void take() {
+      if (!c.pending_.leader || lead) return;
+      c.pending_.leader = false;
+      lead = true;
+      hash = c.cache_hash_;
+      key = c.cache_key_;
+    }
+  };
   void count_cache(CacheResult r);
   void append_cache_status(std::string& out, const cache::CacheStatus& cs);
   bool begin_store(const http::ResponseHead& rh, const cache::StoreDecision& d);
@@ -176,9 +203,15 @@ class Connection {
   // The regional member of Cache-Status (RFC 9211 §2: the cache nearer the origin comes first), when there is one.
   void append_regional_status(std::string& out);
   std::string_view regional_log() const noexcept;   // "regional=hit" … for the access log; "" when none
-  // The admin purge's regional part: regional copies deleted and the invalidation published to every node.
-  // Returns "sent", "unavailable" (Redis down: other nodes do not hear of it), or "" without a regional tier.
+  // A purge's regional part (the admin purge API, a write route's `invalidate:` list): regional copies deleted and
+  // the invalidation published to every node. Returns "sent", "unavailable" (Redis down: other nodes do not hear
+  // of it; the caller decides whether to log), or "" without a regional tier.
   std::string_view regional_purge(std::string_view kind, std::string_view what, std::string_view host, bool soft);
+  // A write route's invalidation (`kind` tag, path or prefix; any host): as regional_purge(), and suspends until
+  // Redis ran the purge (bounded by the command timeout), so that once the client hears of the write no worker of
+  // this node can refill its edge from a regional copy the write made stale. False: not confirmed (no tier, Redis
+  // unavailable, an error or a timeout).
+  Awaitable<bool> regional_purge_confirmed(std::string kind, std::string what);
   // RFC 9111 §4.4: an unsafe request's target, noted from its head; invalidated on a non-error response, here
   // and (through the regional tier) on every node.
   void note_unsafe(const http::RequestHead& h);
@@ -195,9 +228,11 @@ class Connection {
   Awaitable<void> linger();
 
   // ---- shard router (query.cpp) ----
-  // The query route's request that process() stopped at (complete, body gathered): parameters bound, the
-  // statement run on one shard or fanned out and merged, the JSON response queued (and stored / purged in the
-  // edge cache). Suspends on the database pools only.
+  // The query route's request that process() stopped at (complete, body gathered): parameters bound, a
+  // cacheable miss coalesced with concurrent ones and looked up in the regional tier, the statement run on one
+  // shard or fanned out and merged, the JSON response queued (and stored in the edge and regional tiers, or a
+  // write's invalidations purged there and on every node). Suspends on the flight's wait, Redis and the database
+  // pools.
   Awaitable<void> query();
   void capture_query_args(const http::RequestHead& h, const pipeline::Match& m);
   void queue_query_response(unsigned status, std::string_view body, std::string_view extra, std::string_view error,

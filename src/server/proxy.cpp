@@ -100,6 +100,32 @@ void Connection::finish_store() {
   worker_.edge_cache()->insert(std::move(e), cache_hash_);
 }
 
+Awaitable<bool> Connection::follow_flight() {
+  // Another request for this key is at the origin (or the database): wait for it (woken the moment it ends, or
+  // after the lock timeout), then answer from the store if it stored the response, else fetch like any miss.
+  const auto w = std::move(pending_.follower);
+  if (!w->woken) {
+    Timer timer(worker_.io().get_executor());
+    timer.expires_after(kCoalesceTimeout);
+    w->timer = &timer;
+    phase_ = Phase::proxy;
+    deadline_ = worker_.coarse_now() + kCoalesceTimeout + std::chrono::seconds(1);
+    co_await timer.async_wait(token);
+    w->timer = nullptr;
+  }
+  pending_.collapsed = true;
+  cache_lookup(parser_.head());  // the head is intact: nothing was read since
+  pending_.collapsed = true;
+  if (pending_.hit) {
+    answer_hit();
+    parser_.next();
+    set_deadline(Phase::idle);
+    co_return true;
+  }
+  pending_.follower.reset();  // no second wait: this one fetches (and may lead, if it joined a new flight)
+  co_return false;
+}
+
 struct Connection::Try {
   const pipeline::Cluster* cluster = nullptr;
   upstream::WorkerPool* pool = nullptr;
@@ -672,43 +698,12 @@ Awaitable<void> Connection::proxy() {
     begin_ += r.consumed;
   }
   if (pending_.follower) {
-    // Another request for this key is at the origin: wait for it (woken the moment it ends, or after the lock
-    // timeout), then answer from the store if it stored the response, else fetch like any miss.
-    const auto w = std::move(pending_.follower);
-    if (!w->woken) {
-      Timer timer(worker_.io().get_executor());
-      timer.expires_after(kCoalesceTimeout);
-      w->timer = &timer;
-      phase_ = Phase::proxy;
-      deadline_ = worker_.coarse_now() + kCoalesceTimeout + std::chrono::seconds(1);
-      co_await timer.async_wait(token);
-      w->timer = nullptr;
-    }
-    pending_.collapsed = true;
-    cache_lookup(parser_.head());  // the head is intact: nothing was read since
-    pending_.collapsed = true;
-    if (pending_.hit) {
-      answer_hit();
-      parser_.next();
-      set_deadline(Phase::idle);
-      co_return;
-    }
-    pending_.follower.reset();  // no second wait: this one fetches (and may lead, if it joined a new flight)
+    if (co_await follow_flight()) co_return;
   }
   // RFC 9111 §4.3.1: a stale entry with validators is revalidated rather than refetched (cache_lookup() set it
   // only for a plain request, and a follower's second lookup set it anew).
   if (pending_.revalidate && !add_validators(up_head_, *pending_.revalidate)) pending_.revalidate.reset();
-  // The leader of a coalesced miss ends its flight however the exchange ends, waking the waiters.
-  struct FlightGuard {
-    Connection& c;
-    bool lead;
-    std::uint64_t hash;
-    std::string key;
-    ~FlightGuard() {
-      if (lead) c.worker_.coalescer()->finish(hash, key);
-    }
-  } flight{*this, pending_.leader, cache_hash_, pending_.leader ? cache_key_ : std::string()};
-  pending_.leader = false;  // the guard owns the flight now (~Connection ends it otherwise)
+  FlightGuard flight(*this);  // the leader's flight ends with this exchange, however it ends
   // The region before the origin (the leader only: its followers find the edge filled when the flight ends).
   if (pending_.regional == Pending::Regional::lookup) {
     if (co_await regional_lookup()) co_return;

@@ -102,6 +102,8 @@ unsigned Connection::answer_purge(std::string& out, std::string_view date, http:
   }
   worker_.count_purge(kind == "path" ? 0 : kind == "prefix" ? 1 : 2, soft, n);
   const std::string_view regional = regional_purge(kind, what, lower_host, soft);  // every node, and Redis
+  if (regional == "unavailable")
+    spdlog::warn("cache purge: the regional tier is unavailable; other nodes and Redis keep their copies");
   spdlog::info("cache purge: {} {}{}{} → {} entr{}", kind, what, host.empty() ? "" : " host ", host,
                soft ? " (soft)" : "", n, n == 1 ? "y" : "ies");
   std::string body = "{\"purged\":" + std::to_string(n);

@@ -1,7 +1,9 @@
 // A query route's request (see connection.hpp): parameters from path captures, the query string or the JSON
 // body, each checked against its declared type (400 naming it) and sent as a bound parameter; one shard by
 // `shard_by` (404 outside the shard map) or every shard in parallel with the route's merge; the rows as JSON
-// (201 for a write); a cacheable GET stored in the edge cache, a write's `invalidate:` list purged after commit.
+// (201 for a write). A cacheable GET miss joins the key's coalesced flight (one statement for concurrent misses),
+// asks the regional tier first when the route has regional_ttl, and stores its answer in the edge cache and the
+// region; a write's `invalidate:` list is purged after commit here, in Redis and on every other node.
 // Runs on the connection's worker thread, inside its coroutine.
 #include "connection.hpp"
 #include "shard_metrics.hpp"
@@ -149,6 +151,9 @@ Awaitable<void> Connection::query() {
     parser_.next();
     set_deadline(Phase::idle);
   };
+  // A cacheable miss that leads its key's flight ends it with this request, whatever the answer (a 4xx or 5xx
+  // stores nothing: the waiters then run the statement themselves).
+  FlightGuard flight(*this);
   if (q_body_too_large_) {
     queue_query_response(413, error_body("body_too_large", "a query route's body is at most 256 KiB"), {}, "body_too_large");
     co_return done();
@@ -226,6 +231,15 @@ Awaitable<void> Connection::query() {
   if (!db) {  // cannot happen: the loader requires databases: for query routes
     queue_query_response(503, error_body("unavailable", "no databases configured"), {}, "no_databases");
     co_return done();
+  }
+  // ---- coalescing and the regional tier (as for an origin fetch: proxy.cpp) ----
+  // The request head is intact here: a cacheable request has no body, and process() kept the buffer in place.
+  if (p.follower) {
+    if (co_await follow_flight()) co_return;  // answered from the entry the leader stored
+    flight.take();  // nothing was stored: this request runs the statement, leading a new flight if it joined one
+  }
+  if (p.regional == Pending::Regional::lookup) {
+    if (co_await regional_lookup()) co_return;  // the region's copy, now in the edge cache too
   }
   // ---- run ----
   phase_ = Phase::proxy;  // the pools bound the wait; keep the client deadlines out of it
@@ -315,14 +329,22 @@ Awaitable<void> Connection::query() {
   }
   // ---- answer ----
   if (!read) {
-    // After commit (the statement's implicit transaction ended with its Sync): purge what the route names.
-    if (cache::Store* store = worker_.edge_cache()) {
-      for (const std::string& item : route.config->invalidate) {
-        const std::string value = expand(std::string_view(item).substr(item.find(':') + 1), q_captures_);
-        if (item.starts_with("tag:")) store->purge_tag(value, false);
-        else if (item.starts_with("path:")) store->purge_path({}, value, false);
+    // After commit (the statement's implicit transaction ended with its Sync): purge what the route names, in
+    // this node's edge cache and, like the admin purge API, in Redis and (published) on every other node. The
+    // answer waits for Redis (at most its command timeout): a read after it finds no stale regional copy.
+    cache::Store* store = worker_.edge_cache();
+    for (const std::string& item : route.config->invalidate) {
+      const std::size_t colon = item.find(':');
+      std::string kind = item.substr(0, colon);
+      std::string value = expand(std::string_view(item).substr(colon + 1), q_captures_);
+      if (store) {
+        if (kind == "tag") store->purge_tag(value, false);
+        else if (kind == "path") store->purge_path({}, value, false);
         else store->purge_prefix({}, value, false);
       }
+      if (!worker_.regional()) continue;
+      const bool confirmed = co_await regional_purge_confirmed(std::move(kind), std::move(value));
+      if (!confirmed) spdlog::debug("route {}: invalidate {}: not confirmed by the regional tier", route.name, item);
     }
   }
   // Accept: application/x-protobuf → virex.query.v1.Result (proto/virex/query/v1/result.proto); else JSON.
@@ -336,39 +358,43 @@ Awaitable<void> Connection::query() {
     body_text.push_back('\n');
   }
   const unsigned status = read ? 200 : 201;
+  if (p.invalidate) invalidate_target(status);  // RFC 9111 §4.4: an unsafe request through a caching route
   std::string extra;
   if (!missing.empty()) extra.append("Virex-Missing-Shards: ").append(missing).append("\r\n");
-  const bool store = p.cacheable && route.cache && route.cache_policy.edge_ttl && missing.empty() && worker_.edge_cache() &&
-                     body_text.size() <= worker_.edge_cache_max_object();
+  // A complete answer to a cacheable GET is stored: at the edge for edge_ttl (never a private route's), and in
+  // the region when the lookup there missed (a private route's under the user's key, its only tier).
+  const bool storable = p.cacheable && route.cache && missing.empty();
+  const bool edge_store = storable && !p.regional_private && route.cache_policy.edge_ttl && worker_.edge_cache() &&
+                          body_text.size() <= worker_.edge_cache_max_object();
+  const bool region_store = storable && p.regional != Pending::Regional::none && p.regional != Pending::Regional::hit;
   if (route.cache) {
     extra.append("Vary: Accept\r\n");  // JSON and protobuf answers are separate variants
     cache::CacheStatus cs;
     cs.fwd = p.fwd;
-    cs.stored = store;
-    extra.append("Cache-Status: ");
-    cache::append_cache_status(extra, cs);
-    extra.append("\r\n");
+    cs.stored = edge_store;
+    if (edge_store) cs.ttl = route.cache_policy.edge_ttl->count();
+    append_cache_status(extra, cs);  // the regional member first, when the route has one
   }
-  if (store) {
+  if (edge_store || region_store) {
     auto e = std::make_shared<cache::Entry>();
     e->key = cache_key_;
     e->host = q_host_;
     e->path = q_path_;
     e->status = 200;
     e->stored_at = std::chrono::steady_clock::now();
-    e->ttl = static_cast<std::uint32_t>(route.cache_policy.edge_ttl->count());
+    // The edge lifetime (of a regional copy too: a node filling its edge from it caps this by what it has left);
+    // only a private route may have none (the loader requires edge_ttl otherwise), and it never reaches the edge.
+    e->ttl = static_cast<std::uint32_t>(route.cache_policy.edge_ttl ? route.cache_policy.edge_ttl->count() : 0);
     e->head = "HTTP/1.1 200 OK\r\nContent-Type: " + std::string(content_type) + "\r\nVary: Accept\r\nContent-Length: " +
               std::to_string(body_text.size()) + "\r\n";
     e->vary = {"accept"};
-    // The variant key from the Accept this request sent (the head's views are gone: a stand-in head).
-    const std::array<http::Header, 1> accept = {http::Header{"Accept", q_accept_}};
+    // The variant key from the Accept this request sent, as the lookup computes it (the head is intact: above).
     const std::array<http::Header, 1> vary = {http::Header{"Vary", "accept"}};
-    http::RequestHead stand_in;
-    if (!q_accept_.empty()) stand_in.headers = accept;  // no Accept: keyed as absent, as the lookup does
-    cache::vary_key(e->variant_key, stand_in, vary);
+    cache::vary_key(e->variant_key, parser_.head(), vary);
     e->body = body_text;
     for (const std::string& tag : route.cache->tags) e->tags.push_back(expand(tag, q_captures_));
-    worker_.edge_cache()->insert(std::move(e), cache_hash_);
+    if (region_store) regional_store(e);  // posted: written after this answer
+    if (edge_store) worker_.edge_cache()->insert(std::move(e), cache_hash_);
   }
   queue_query_response(status, body_text, extra, {}, content_type);
   done();

@@ -14,8 +14,6 @@
 
 #include <openssl/evp.h>
 
-#include <spdlog/spdlog.h>
-
 namespace virex::server {
 namespace {
 constexpr auto token = asio::as_tuple(kUseAwaitable);
@@ -27,6 +25,17 @@ std::int64_t unix_ms() {
 std::uint64_t unix_ns() {
   return static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+regional::Invalidation invalidation(std::string_view kind, std::string_view what, std::string_view host, bool soft) {
+  regional::Invalidation inv;
+  inv.kind = kind == "tag"      ? regional::Invalidation::Kind::tag
+             : kind == "prefix" ? regional::Invalidation::Kind::prefix
+                                : regional::Invalidation::Kind::path;
+  inv.host.assign(host);
+  inv.value.assign(what);
+  inv.soft = soft;
+  return inv;
 }
 
 // 32 hex digits of SHA-256(identity): the user's part of a private key (the identity itself never reaches Redis).
@@ -169,16 +178,20 @@ std::string_view Connection::regional_purge(std::string_view kind, std::string_v
                                             bool soft) {
   RegionalTier* tier = worker_.regional();
   if (!tier) return {};
-  regional::Invalidation inv;
-  inv.kind = kind == "tag"      ? regional::Invalidation::Kind::tag
-             : kind == "prefix" ? regional::Invalidation::Kind::prefix
-                                : regional::Invalidation::Kind::path;
-  inv.host.assign(host);
-  inv.value.assign(what);
-  inv.soft = soft;
-  if (tier->purge(std::move(inv))) return "sent";
-  spdlog::warn("cache purge: the regional tier is unavailable; other nodes and Redis keep their copies");
-  return "unavailable";
+  return tier->purge(invalidation(kind, what, host, soft)) ? "sent" : "unavailable";
+}
+
+Awaitable<bool> Connection::regional_purge_confirmed(std::string kind, std::string what) {
+  RegionalTier* tier = worker_.regional();
+  if (!tier || !tier->available()) co_return false;
+  regional::Invalidation inv = invalidation(kind, what, {}, false);
+  phase_ = Phase::proxy;  // the command timeout bounds the wait; this is a backstop
+  deadline_ = std::max(deadline_, worker_.coarse_now() + tier->node().cfg.timeout + std::chrono::seconds(1));
+  // (available() just said yes on this thread: purge() sends, and calls the handler.)
+  auto [ec, reply] = co_await asio::async_initiate<decltype((token)), void(boost::system::error_code, regional::Reply)>(
+      [tier, &inv](auto handler) { tier->purge(std::move(inv), regional::Client::Handler(std::move(handler))); },
+      token);
+  co_return !ec;
 }
 
 void Connection::note_unsafe(const http::RequestHead& h) {

@@ -144,8 +144,12 @@ void RegionalTier::store(const cache::Entry& e, const std::string& key, config::
   for (const std::string& tag : e.tags) add("t:", tag);
 }
 
-bool RegionalTier::purge(regional::Invalidation inv) {
-  if (!client_.connected() || client_.breaker_state() == regional::Breaker::State::open) return false;
+bool RegionalTier::available() const noexcept {
+  return client_.connected() && client_.breaker_state() != regional::Breaker::State::open;
+}
+
+bool RegionalTier::purge(regional::Invalidation inv, regional::Client::Handler done) {
+  if (!available()) return false;
   // KEYS[1]: the index set (mode "set") or unused; ARGV: mode, channel, payload, SCAN pattern (mode "scan").
   // Standalone Redis (no Cluster): the script touches the keys the indexes name.
   static constexpr std::string_view kScript = R"lua(
@@ -191,7 +195,8 @@ return n)lua";
       break;
   }
   const std::string_view argv[] = {"EVAL", kScript, "1", index, mode, node_.channel, payload, pattern};
-  client_.send(argv);
+  if (done) client_.execute(argv, std::move(done));
+  else client_.send(argv);
   invalidations_[0].inc();
   return true;
 }

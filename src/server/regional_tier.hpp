@@ -48,9 +48,12 @@ class RegionalTier {
   // A purge for the whole region: deletes the regional copies `inv` names (through the tag index `t:<tag>`,
   // the path index `k:<path>`, or for a prefix every path index under it, found by SCAN) and then publishes
   // `inv` (our instance id and next sequence filled in) on the invalidation channel — in one Lua script, so no
-  // node can refill its edge from a copy the purge has not deleted yet. Fire-and-forget; false when the tier
-  // is unavailable (nothing sent; other nodes will not hear of it).
-  bool purge(regional::Invalidation inv);
+  // node can refill its edge from a copy the purge has not deleted yet. False when the tier is unavailable
+  // (nothing sent, `done` not called; other nodes will not hear of it). Fire-and-forget without `done`; with it,
+  // `done` is posted with Redis's answer to the script (or the command's error: a timeout, a lost connection).
+  bool purge(regional::Invalidation inv, regional::Client::Handler done = {});
+  // Whether purge() would send now (a connection is up and the breaker is not open).
+  bool available() const noexcept;
 
   void count(RegionalResult r) { lookups_[static_cast<std::size_t>(r)].inc(); }
   observe::CounterRef& invalidations_applied() { return invalidations_[2]; }

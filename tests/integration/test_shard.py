@@ -6,10 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 import json
 from datetime import datetime
 import os
+import re
 import threading
 import unittest
 
-from harness import DaemonTestCase, basic_config, fetch_metrics, http_request, metric_sum, run_edge, wait_until
+from harness import Conn, DaemonTestCase, basic_config, fetch_metrics, http_request, metric_sum, run_edge, wait_until
 from pgcluster import PgCluster
 
 CLUSTER = None
@@ -438,6 +439,291 @@ class CacheTest(DaemonTestCase):
         r, _ = get_json(d.public, f"/v1/customers/{cid}/orders", method="POST", body={"total_cents": 1})
         self.assertRegex(get_json(d.public, "/v1/customers/1008/orders")[0].header("Cache-Status", ""),
                          r"^virex-edge; hit")
+
+
+TIERED_ROUTES = """  - name: tiered_orders
+    match: {path: "/v1/customers/{customer_id}/orders", method: GET}
+    query:
+      sql: "SELECT id, total_cents FROM orders WHERE customer_id = $1 ORDER BY id"
+      params: ["customer_id:int64"]
+      shard_by: customer_id
+    cache: {edge_ttl: 60s, regional_ttl: 10m, tags: ["customer:{customer_id}"]}
+  - name: tiered_count
+    match: {path: "/v1/customers/{customer_id}/count", method: GET}
+    query:
+      sql: "SELECT count(*) AS n FROM orders WHERE customer_id = $1"
+      params: ["customer_id:int64"]
+      shard_by: customer_id
+    cache: {edge_ttl: 60s, regional_ttl: 10m}
+  - name: gated_count
+    match: {path: "/v1/customers/{customer_id}/gated", method: GET}
+    query:
+      # Waits while the test holds advisory lock 4242 on the shard: concurrent misses overlap for certain.
+      sql: "SELECT count(*) AS n FROM orders, pg_advisory_xact_lock_shared(4242) WHERE customer_id = $1"
+      params: ["customer_id:int64"]
+      shard_by: customer_id
+    cache: {edge_ttl: 60s, regional_ttl: 10m}
+  - name: add_order
+    match: {path: "/v1/customers/{customer_id}/orders", method: POST}
+    query:
+      sql: "INSERT INTO orders (customer_id, total_cents) VALUES ($1, $2) RETURNING id"
+      params: ["customer_id:int64", "body.total_cents:int64"]
+      shard_by: customer_id
+    invalidate: ["tag:customer:{customer_id}", "path:/v1/customers/{customer_id}/count"]
+  - name: my_orders
+    match: {path: "/v1/customers/{customer_id}/mine", method: GET}
+    query:
+      sql: "SELECT count(*) AS n FROM orders WHERE customer_id = $1"
+      params: ["customer_id:int64"]
+      shard_by: customer_id
+    cache: {edge_ttl: 60s, regional_ttl: 10m, scope: private, identity: {header: X-User}}
+"""
+
+
+class QueryCacheTiersTest(DaemonTestCase):
+    """Query routes in the regional tier (real redis-server) and coalesced: node B answers from the region what
+    node A's statement stored; a write on node A purges node B's edge and Redis; concurrent misses for one key run
+    one statement. Customers 1010/1011 (shard 1) and 2010/2011 (shard 2) have no replica: a read sees a write."""
+
+    def setUp(self):
+        from redis_harness import RedisServer
+        self.redis = RedisServer().start()
+        self.addCleanup(self.redis.stop)
+        self.cfg = (config(CLUSTER, TIERED_ROUTES) + "cache:\n  edge: {max_bytes: 16MiB}\n"
+                    + f'  regional:\n    redis: {{address: "{self.redis.address}", timeout: 2s, prefix: "vq:"}}\n')
+
+    def node(self):
+        d = self.daemon(self.cfg)
+        wait_until(lambda: metric_sum(fetch_metrics(d.admin), "virex_regional_connections_total",
+                                      event="connect") >= 3, what="command and subscriber connections")
+        return d
+
+    def entry_keys(self):
+        return sorted(k.decode() for k in self.redis("KEYS", "vq:e:*"))
+
+    @staticmethod
+    def statements(d, shard):
+        return metric_sum(fetch_metrics(d.admin), "virex_shard_queries_total", shard=shard)
+
+    def test_node_b_answers_from_the_region_without_running_sql(self):
+        a, b = self.node(), self.node()
+        target = "/v1/customers/2010/orders"
+        first, doc = get_json(a.public, target)
+        self.assertEqual(first.status, 200, first.describe())
+        self.assertRegex(first.header("Cache-Status", ""),
+                         r"^virex-regional; fwd=uri-miss, virex-edge; fwd=uri-miss; stored; ttl=60$", first.describe())
+        self.assertEqual(self.statements(a, 2), 1)
+        wait_until(lambda: len(self.entry_keys()) == 1, what="the answer written to redis")
+        key = self.entry_keys()[0]
+        self.assertTrue(540_000 <= self.redis("PTTL", key) <= 660_000, "regional_ttl 10m ± 10%")
+        self.assertEqual(self.redis("SMEMBERS", "vq:t:customer:2010"), [key.encode()], "the tag index names it")
+        self.assertEqual(self.redis("SMEMBERS", "vq:k:" + target), [key.encode()], "the path index names it")
+        # Node B (its edge empty): answered from the region; no statement ran there.
+        r, doc_b = get_json(b.public, target)
+        self.assertEqual(r.status, 200, r.describe())
+        self.assertRegex(r.header("Cache-Status", ""), r"^virex-regional; hit; ttl=\d+, virex-edge; fwd=uri-miss; stored",
+                         r.describe())
+        self.assertEqual(r.header("Content-Type"), "application/json")
+        self.assertEqual(r.header("Vary"), "Accept")
+        self.assertEqual(doc_b, doc)
+        self.assertEqual(self.statements(b, 2), 0, "node B ran no SQL")
+        # The region filled node B's edge: edge hits from now on, whichever worker answers.
+        for _ in range(3):
+            again = get_json(b.public, target)[0]
+            self.assertRegex(again.header("Cache-Status", ""), r"^virex-edge; hit", again.describe())
+        # The region keeps one variant per key (JSON here): a protobuf request is a miss that runs the statement.
+        pb = http_request(b.public, "GET", target, headers=[("Accept", "application/x-protobuf")])
+        self.assertEqual((pb.status, pb.header("Content-Type")), (200, "application/x-protobuf"), pb.describe())
+        self.assertRegex(pb.header("Cache-Status", ""), r"^virex-regional; fwd=uri-miss, virex-edge; fwd=vary-miss")
+        self.assertEqual(self.statements(b, 2), 1)
+        m = fetch_metrics(b.admin)
+        self.assertEqual(metric_sum(m, "virex_regional_lookups_total", result="hit"), 1)
+        self.assertEqual(metric_sum(m, "virex_regional_lookups_total", result="miss"), 1)
+        self.assertEqual(self.statements(a, 2), 1, "node A ran its statement once")
+
+    def test_a_write_on_node_a_purges_node_b_and_the_region(self):
+        a, b = self.node(), self.node()
+        cid = 1010
+        orders, count = f"/v1/customers/{cid}/orders", f"/v1/customers/{cid}/count"
+        doc1 = get_json(a.public, orders)[1]
+        n1 = get_json(a.public, count)[1]["rows"][0]["n"]
+        wait_until(lambda: len(self.entry_keys()) == 2, what="both answers in redis")
+        for t in (orders, count):
+            r = get_json(b.public, t)[0]
+            self.assertRegex(r.header("Cache-Status", ""), r"^virex-regional; hit", r.describe())
+            r = get_json(b.public, t)[0]
+            self.assertRegex(r.header("Cache-Status", ""), r"^virex-edge; hit", r.describe())
+        applied = lambda: metric_sum(fetch_metrics(b.admin), "virex_regional_invalidations_total", event="applied")
+        self.assertEqual(applied(), 0)
+        r, created = get_json(a.public, orders, method="POST", body={"total_cents": 4321})
+        self.assertEqual(r.status, 201, r.describe())
+        new_id = created["rows"][0]["id"]
+        # The tag and the path: deleted from redis (with their indexes), then applied by node B's subscriber.
+        wait_until(lambda: applied() == 2, what="node B applied the tag and path invalidations")
+        self.assertEqual(self.entry_keys(), [], "the regional copies are gone")
+        self.assertEqual(self.redis("EXISTS", f"vq:t:customer:{cid}", f"vq:k:{count}"), 0)
+        wait_until(lambda: metric_sum(fetch_metrics(a.admin), "virex_regional_invalidations_total",
+                                      event="published") == 2, what="node A's two publications counted")
+        before = self.statements(b, 1)
+        after, doc2 = get_json(b.public, orders)
+        self.assertEqual(after.status, 200, after.describe())
+        self.assertRegex(after.header("Cache-Status", ""), r"^virex-regional; fwd=uri-miss, virex-edge; fwd=uri-miss; stored",
+                         after.describe())
+        self.assertIn(new_id, [x["id"] for x in doc2["rows"]])
+        self.assertEqual(len(doc2["rows"]), len(doc1["rows"]) + 1)
+        r, doc = get_json(b.public, count)
+        self.assertRegex(r.header("Cache-Status", ""), r"^virex-regional; fwd=uri-miss", r.describe())
+        self.assertEqual(doc["rows"][0]["n"], n1 + 1)
+        self.assertEqual(self.statements(b, 1), before + 2, "node B ran both statements anew")
+        # Node A's own edge was purged at once (its echo is dropped, not applied twice).
+        r, doc = get_json(a.public, count)
+        self.assertNotRegex(r.header("Cache-Status", ""), r"^virex-edge; hit", r.describe())
+        self.assertEqual(doc["rows"][0]["n"], n1 + 1)
+
+    def test_the_write_answers_once_redis_ran_the_purge(self):
+        # Read-your-writes on the writing node: a GET after the 201, on any worker, must not refill the edge from
+        # a regional copy the write made stale — so the 201 waits for Redis to run the purge script.
+        d = self.node()
+        target = "/v1/customers/1011/orders"
+        self.assertEqual(get_json(d.public, target)[0].status, 200)
+        wait_until(lambda: len(self.entry_keys()) == 1, what="the answer in redis")
+        key = self.entry_keys()[0]
+        # Every client's commands wait for 1.5 s (less than the node's 2 s command timeout); no unpause needed.
+        self.redis("CLIENT", "PAUSE", "1500", "ALL")
+        done = []
+        t = threading.Thread(target=lambda: done.append(
+            get_json(d.public, target, method="POST", body={"total_cents": 5})[0]))
+        t.start()
+        wait_until(lambda: metric_sum(fetch_metrics(d.admin), "virex_regional_invalidations_total",
+                                      event="published") >= 1, what="the purge sent to the paused redis")
+        self.assertEqual(done, [], "no answer before redis ran the purge")
+        t.join(timeout=30)
+        self.assertEqual(done[0].status, 201, done[0].describe())
+        self.assertEqual(self.redis("EXISTS", key), 0, "purged before the 201")
+        r = get_json(d.public, target)[0]
+        self.assertRegex(r.header("Cache-Status", ""), r"^virex-regional; fwd=uri-miss, virex-edge; fwd=uri-miss",
+                         r.describe())
+
+    def test_private_route_is_per_user_in_the_region_only(self):
+        a, b = self.node(), self.node()
+        target = "/v1/customers/2009/mine"
+        alice = [("X-User", "alice")]
+        r = get_json(a.public, target, headers=alice)[0]
+        self.assertEqual(r.status, 200, r.describe())
+        self.assertRegex(r.header("Cache-Status", ""), r"^virex-regional; fwd=uri-miss, virex-edge; fwd=bypass$")
+        wait_until(lambda: len(self.redis("KEYS", "vq:p:*")) == 1, what="alice's entry in redis")
+        self.assertNotIn(b"alice", self.redis("KEYS", "vq:p:*")[0], "the identity is hashed, never stored")
+        self.assertEqual(self.entry_keys(), [], "no shared regional entry")
+        # Alice on node B: from the region, no statement. Bob: his own statement.
+        for _ in range(2):
+            r, doc = get_json(b.public, target, headers=alice)
+            self.assertRegex(r.header("Cache-Status", ""), r"^virex-regional; hit; ttl=\d+, virex-edge; fwd=bypass",
+                             r.describe())
+        self.assertEqual(self.statements(b, 2), 0)
+        r = get_json(b.public, target, headers=[("X-User", "bob")])[0]
+        self.assertRegex(r.header("Cache-Status", ""), r"^virex-regional; fwd=uri-miss", r.describe())
+        self.assertEqual(self.statements(b, 2), 1)
+        wait_until(lambda: len(self.redis("KEYS", "vq:p:*")) == 2, what="bob's entry")
+        # Nothing private at the edge: a public answer stored after alice's is node A's only edge entry (the gauge
+        # is copied once a second: once it shows the public entry, it shows every entry stored before it).
+        self.assertEqual(get_json(a.public, "/v1/customers/2009/count")[0].status, 200)
+        objects = lambda: metric_sum(fetch_metrics(a.admin), "virex_cache_objects")
+        self.assertEqual(wait_until(objects, what="node A's edge entry counted"), 1)
+
+    def _gated(self, d, cid, n, leader_conn=None):
+        """n concurrent GETs of customer `cid`'s gated count while the test holds advisory lock 4242 on its shard:
+        the first (on `leader_conn` when given, which stays open) leads the flight, its statement waiting on the
+        lock; then the other n-1, until they all wait on the leader's flight. Returns (lock connection, threads,
+        results: [(response, doc)], the count of statements waiting on the lock)."""
+        shard = CLUSTER.shard_of(cid)
+        lock = CLUSTER.primaries[shard].connect()
+        self.addCleanup(lock.close)
+        with lock.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(4242)")
+        target = f"/v1/customers/{cid}/gated"
+        results = []
+
+        def get(conn=None):
+            r = conn.request("GET", target) if conn else http_request(d.public, "GET", target)
+            results.append((r, json.loads(r.body) if r.status == 200 else None))
+        waiting = lambda: CLUSTER.primaries[shard].query(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")[0][0]
+        threads = [threading.Thread(target=get, args=(leader_conn,))]
+        threads[0].start()
+        wait_until(lambda: waiting() == 1, what="the leader's statement waiting on the lock")
+        threads += [threading.Thread(target=get) for _ in range(n - 1)]
+        for t in threads[1:]:
+            t.start()
+        wait_until(lambda: metric_sum(fetch_metrics(d.admin), "virex_cache_requests_total", result="collapsed") == n - 1,
+                   what="the other requests waiting on the leader's flight")
+        return lock, threads, results, waiting
+
+    def test_concurrent_misses_run_the_statement_once(self):
+        d = self.node()
+        n = 8
+        lock, threads, results, _ = self._gated(d, 2011, n)
+        self.assertEqual(self.statements(d, 2), 0, "the leader's statement has not finished")
+        with lock.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(4242)")
+        for t in threads:
+            t.join(timeout=30)
+        self.assertEqual(len(results), n)
+        self.assertEqual(len({r.body for r, _ in results}), 1, [r.body for r, _ in results])
+        self.assertTrue(all(r.status == 200 for r, _ in results), [r.describe() for r, _ in results])
+        expected = CLUSTER.primaries[2].query("SELECT count(*) FROM orders WHERE customer_id = 2011")[0][0]
+        self.assertEqual(json.loads(results[0][0].body)["rows"][0]["n"], expected)
+        # (In answer order, which the threads record racily: the leader's need not come first.)
+        statuses = sorted(r.header("Cache-Status", "") for r, _ in results)
+        self.assertRegex(statuses[-1], r"^virex-regional; fwd=uri-miss, virex-edge; fwd=uri-miss; stored; ttl=60$")
+        self.assertTrue(all(re.match(r"^virex-edge; hit; collapsed; ttl=\d+$", s) for s in statuses[:-1]), statuses)
+        self.assertEqual(self.statements(d, 2), 1, "one statement for the whole flight")
+        self.assertEqual(metric_sum(fetch_metrics(d.admin), "virex_regional_lookups_total"), 1,
+                         "the leader alone asked the region")
+
+    def test_a_failed_leader_ends_its_flight_and_the_waiters_run_their_own(self):
+        # The leader's statement is cancelled (504, as a statement_timeout is): nothing is stored, its flight ends
+        # with its answer although its connection stays open, and the waiters run the statement themselves.
+        self.cfg += 'admin: {token: "query-cache-token-0123"}\n'
+        d = self.node()
+        n = 4
+        leader = Conn(d.public)
+        self.addCleanup(leader.close)
+        lock, threads, results, waiting = self._gated(d, 2012, n, leader_conn=leader)
+        CLUSTER.primaries[2].query("SELECT pg_cancel_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        threads[0].join(timeout=30)
+        self.assertEqual(len(results), 1, "the waiters' own statements wait on the lock")
+        self.assertEqual(results[0][0].status, 504, results[0][0].describe())
+        wait_until(lambda: waiting() >= 1, what="a waiter's own statement on the lock")
+        with lock.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(4242)")
+        for t in threads:
+            t.join(timeout=30)
+        self.assertEqual(len(results), n)
+        rest = [r for r, _ in results[1:]]
+        self.assertTrue(all(r.status == 200 for r in rest), [r.describe() for r in rest])
+        self.assertEqual(len({r.body for r in rest}), 1)
+        self.assertEqual(metric_sum(fetch_metrics(d.admin), "virex_shard_queries_total", shard=2, outcome="ok"),
+                         n - 1, "each waiter ran its own statement")
+        # No flight is left behind for the key (the leader's connection is still open): after a purge, the next
+        # miss leads (its statement waits on the lock) instead of queueing behind a flight that never ends.
+        purge = http_request(d.admin, "POST", "/cache/purge", body=b'{"path": "/v1/customers/2012/gated"}',
+                             headers=[("Authorization", "Bearer query-cache-token-0123"),
+                                      ("Content-Type", "application/json")])
+        self.assertEqual(purge.status, 200, purge.describe())
+        collapsed = metric_sum(fetch_metrics(d.admin), "virex_cache_requests_total", result="collapsed")
+        with lock.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(4242)")
+        again = []
+        t = threading.Thread(target=lambda: again.append(http_request(d.public, "GET", "/v1/customers/2012/gated")))
+        t.start()
+        wait_until(lambda: waiting() == 1, what="the new miss's statement waiting on the lock")
+        self.assertEqual(metric_sum(fetch_metrics(d.admin), "virex_cache_requests_total", result="collapsed"),
+                         collapsed, "the new miss leads: it waits for no flight")
+        with lock.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(4242)")
+        t.join(timeout=30)
+        self.assertEqual(again[0].status, 200, again[0].describe())
+        self.assertEqual(leader.request("GET", "/v1/customers/2012/gated").status, 200, "the leader's connection lives")
 
 
 TRACED_ROUTES = """  - name: seen

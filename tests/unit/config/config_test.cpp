@@ -1764,6 +1764,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "a write (a route not read_only, or not GET/HEAD-only) needs shard_by: it must go to one shard"},
         ErrorCase{"PlaceholderCount", L("routes: [{match: {path: \"/c/{customer_id}\"}, query: {sql: \"SELECT $1, $2\", params: [\"customer_id:int64\"], shard_by: customer_id}}]\ndatabases: {shards: [{id: 0, customers: [1, 10], primary: \"host=a dbname=x\"}]}\n"), "routes[0].query.sql", 2, 59,
                   "uses $1..$2 but params lists 1"},
+        ErrorCase{"QueryCacheWithoutEdgeTtl", L("routes: [{match: {path: /x, method: GET}, query: {sql: \"SELECT 1\"}, cache: {tags: [t]}}]\ndatabases: {shards: [{id: 0, customers: [1, 10], primary: \"host=a dbname=x\"}]}\n"), "routes[0].cache", 2, 76,
+                  "a query route's cache needs edge_ttl: its answers carry no lifetime of their own"},
         ErrorCase{"UnknownParamType", L("routes: [{match: {path: \"/c/{customer_id}\"}, query: {sql: \"SELECT $1\", params: [\"customer_id:uuid\"], shard_by: customer_id}}]\ndatabases: {shards: [{id: 0, customers: [1, 10], primary: \"host=a dbname=x\"}]}\n"), "routes[0].query.params[0]", 2, 81,
                   "unknown type \"uuid\" (expected int64, text, bool, timestamp or numeric)"}),
     [](const auto& info) { return info.param.name; });
