@@ -5,6 +5,7 @@
 
 #include "client_stream.hpp"
 #include "coalescer.hpp"
+#include "query.hpp"
 #include "worker.hpp"
 
 #include <virex/http/h1_parser.hpp>
@@ -71,13 +72,7 @@ class Connection {
     } up_span;
     std::string shards;                        // query routes: "id:role" per shard statement (access log)
     std::uint32_t cache_lookup_ns = 0;         // the edge-cache lookup's time, when trace export is on (its span)
-    struct DbSpan {                            // one shard statement of a query route (a client span each)
-      std::array<std::uint8_t, 8> span_id{};
-      std::uint64_t start_ns = 0, end_ns = 0;  // unix ns
-      std::int64_t shard = 0;
-      bool replica = false;
-      std::string_view endpoint, error;        // endpoint: the pool's label; error: a static outcome name
-    };
+    using DbSpan = QueryDbSpan;                // one shard statement of a query route (a client span each)
     std::vector<DbSpan> db_spans;
     char trace_id[32] = {};  // W3C trace id (hex) when tracing output is on (access log, response header)
     const upstream::EndpointState* upstream = nullptr;  // the last endpoint tried (access log)
@@ -189,7 +184,6 @@ class Connection {
   // The admin purge API (purge.cpp): appends the whole response to `out`; returns its status.
   unsigned answer_purge(std::string& out, std::string_view date_line, http::ConnectionHeader conn);
   static constexpr std::size_t kMaxPurgeBody = 64 * 1024;
-  static constexpr std::size_t kMaxQueryBody = 256 * 1024;   // a query route's JSON body; larger → 413
   void finish_store();
   // ---- regional tier (regional_lookup.cpp) ----
   // From cache_lookup(): marks a miss (the flight's leader, or a private route's request) for a Redis lookup.

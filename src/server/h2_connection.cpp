@@ -2,6 +2,7 @@
 // (GOAWAY), §8.2.2 (connection-specific fields), §8.3 (request pseudo-header fields).
 #include "h2_connection.hpp"
 #include "h2_stream.hpp"
+#include "query.hpp"
 
 #include <virex/admin/admin.hpp>
 #include <virex/cache/cache_status.hpp>
@@ -555,11 +556,7 @@ void H2Connection::respond(Stream& st) {
   const std::string_view date = worker_.date_line();
   const auto owned_response = [&](unsigned status) {
     st.status = status;
-    const std::size_t end = st.owned.find("\r\n\r\n");
-    const std::string_view all(st.owned);
-    submit(st, all.substr(0, end == std::string::npos ? all.size() : end + 2),
-           end == std::string::npos || head_only ? std::string_view{} : all.substr(end + 4));
-    st.body_owned = true;
+    submit_owned(st, head_only);
   };
   if (listener_->admin) {
     const admin::Endpoint e = admin::classify(h.path);
@@ -586,15 +583,16 @@ void H2Connection::respond(Stream& st) {
   }
   st.route = m.route;
   const pipeline::CompiledRoute& r = *m.route;
-  if (!r.upstream) {
+  if (!r.upstream && !r.query) {
     // A `respond` route: its prepared head (status line and fields) and this response's Date.
     std::string head = r.response.head;
     http::append_tail(head, date, http::ConnectionHeader::none);
     st.status = r.response.status;
     return submit(st, head, head_only ? std::string_view{} : std::string_view(r.response.body));
   }
-  // An `upstream` route: answered here from a fresh edge-cache entry (the same key, Vary and freshness rules as
-  // HTTP/1.1); a miss goes to the origin (proxy()), which stores the response when it may.
+  // An `upstream` or `query` route: answered here from a fresh edge-cache entry (the same key, Vary and freshness
+  // rules as HTTP/1.1); a miss goes to the origin (proxy()) or the databases (query()), which store the response
+  // when they may.
   if (r.cache && worker_.edge_cache() && !r.cache_policy.private_scope &&
       (h.method == http::Method::get || h.method == http::Method::head)) {
     std::string& key = st.cache_key;
@@ -649,9 +647,85 @@ void H2Connection::respond(Stream& st) {
   }
   auto it = streams_.find(st.id);
   if (it == streams_.end()) return;
+  if (r.query) {
+    QueryRequest in;
+    in.snapshot = snapshot_;
+    in.route = &r;
+    for (std::size_t i = 0; i < m.ncaptures; ++i) in.captures.emplace_back(m.captures[i].name, m.captures[i].value);
+    in.query.assign(h.query);
+    in.host.assign(h.host);
+    for (char& ch : in.host) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    in.path.assign(h.path);
+    in.accept.assign(h.header("accept").substr(0, 256));
+    in.body = std::move(st.req_body);
+    in.body_too_large = in.body.size() > kMaxQueryBody;
+    // The variant key of this request's Accept, for storing the answer (computed while the head is here).
+    if (st.cacheable && r.cache && !r.cache_policy.private_scope) {
+      const std::array<http::Header, 1> vary = {http::Header{"Vary", "accept"}};
+      cache::vary_key(st.variant_key, h, vary);
+    }
+    ++exchanges_;
+    asio::co_spawn(worker_.io(), query(it->second, std::move(in), head_only), asio::detached);
+    return;
+  }
   st.proxied = true;
   ++exchanges_;
   asio::co_spawn(worker_.io(), proxy(it->second), asio::detached);
+}
+
+Awaitable<void> H2Connection::query(std::shared_ptr<Stream> hold, QueryRequest in, bool head_only) {
+  Stream& st = *hold;
+  struct Done {  // however it ends: no longer counted, the connection may finish
+    H2Connection& c;
+    ~Done() {
+      --c.exchanges_;
+      c.wake();
+    }
+  } done{*this};
+  const pipeline::CompiledRoute& route = *in.route;
+  const bool read = route.query->reads();
+  QueryResponse out;
+  QueryPlan plan;
+  shard::ResultSet rows;
+  std::string missing;
+  if (plan_query(in, plan, out) && co_await run_query(worker_, in, std::move(plan), rows, missing, out)) {
+    if (!read) {  // after commit: as over HTTP/1.1 (query.cpp), this node's edge, then the region and fleet
+      for (auto& [kind, value] : query_invalidations(in)) {
+        if (cache::Store* store = worker_.edge_cache()) purge_edge(*store, kind, value);
+        co_await regional_purge_wait(worker_, std::move(kind), std::move(value));
+      }
+    }
+    encode_rows(in, rows, read, missing, out);
+    // A complete answer to a cacheable GET goes into the edge cache (the regional tier is HTTP/1.1's so far).
+    const bool store = st.cacheable && route.cache && !route.cache_policy.private_scope && missing.empty() &&
+                       route.cache_policy.edge_ttl && worker_.edge_cache() &&
+                       out.body.size() <= worker_.edge_cache_max_object();
+    if (route.cache) {
+      cache::CacheStatus cs;
+      cs.fwd = st.fwd;
+      cs.stored = store;
+      if (store) cs.ttl = route.cache_policy.edge_ttl->count();
+      out.extra.append("Cache-Status: ");
+      cache::append_cache_status(out.extra, cs);
+      out.extra.append("\r\n");
+    }
+    if (store) worker_.edge_cache()->insert(query_entry(in, out, st.cache_key, st.variant_key), st.cache_hash);
+  }
+  if (st.closed) co_return;  // the client reset the stream while the statement ran (logged then)
+  st.shards = std::move(out.shards);
+  st.error = out.error;
+  st.status = out.status;
+  http::append_body_response(st.owned, out.status, out.content_type, out.body, worker_.date_line(),
+                             http::ConnectionHeader::none, head_only, out.extra);
+  submit_owned(st, head_only);
+}
+
+void H2Connection::submit_owned(Stream& st, bool head_only) {
+  const std::size_t end = st.owned.find("\r\n\r\n");
+  const std::string_view all(st.owned);
+  submit(st, all.substr(0, end == std::string::npos ? all.size() : end + 2),
+         end == std::string::npos || head_only ? std::string_view{} : all.substr(end + 4));
+  st.body_owned = true;
 }
 
 // Re-frames an HTTP/1.1 response head ("HTTP/1.1 200 OK\r\nName: value\r\n…") as HEADERS, and `body` as DATA.
@@ -734,6 +808,7 @@ void H2Connection::finish(Stream& st) {
   r.route = st.route ? std::string_view(st.route->name) : std::string_view{};
   r.cache = st.cache;
   r.error = st.error;
+  r.shards = st.shards;
   worker_.log_access(r);
 }
 

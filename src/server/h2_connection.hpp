@@ -24,6 +24,8 @@ struct nghttp2_session;
 
 namespace virex::server {
 
+struct QueryRequest;
+
 class H2Connection {
  public:
   // `protocol`: "h2" (TLS, ALPN) or "h2c" (cleartext, prior knowledge; the preface is still unread).
@@ -72,6 +74,9 @@ class H2Connection {
   // limits.max_body_bytes) goes up as HTTP/1.1 on a pooled connection, the response comes back re-framed, its
   // body streamed under the client's flow control with bounded buffering. Suspends; tracked by exchanges_.
   Awaitable<void> proxy(std::shared_ptr<Stream> st);
+  // A query route's exchange (query.hpp): the SQL answer as one owned response. Suspends; tracked by exchanges_.
+  Awaitable<void> query(std::shared_ptr<Stream> st, QueryRequest in, bool head_only);
+  void submit_owned(Stream& st, bool head_only);  // st.owned (an HTTP/1.1 head and body) as the response
   void proxy_error(Stream& st, unsigned status, std::string_view error, std::string_view details);
   void breach(Breach b);                    // count, GOAWAY ENHANCE_YOUR_CALM / PROTOCOL_ERROR, stop reading
   void respond(Stream& st);                 // the pipeline for a complete request; queues the response

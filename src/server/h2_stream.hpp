@@ -32,7 +32,9 @@ struct H2Connection::Stream {
   bool cacheable = false;
   std::string cache_key;
   std::uint64_t cache_hash = 0;
+  std::string variant_key;        // a query route's: the Accept variant its answer is stored under
   std::string_view error;
+  std::string shards;             // a query route's statements, "id:role" each (access log)
   std::size_t head_bytes = 0;
   std::chrono::steady_clock::time_point start;
   std::chrono::system_clock::time_point wall;

@@ -4,7 +4,10 @@
 // (201 for a write). A cacheable GET miss joins the key's coalesced flight (one statement for concurrent misses),
 // asks the regional tier first when the route has regional_ttl, and stores its answer in the edge cache and the
 // region; a write's `invalidate:` list is purged after commit here, in Redis and on every other node.
-// Runs on the connection's worker thread, inside its coroutine.
+// The protocol-neutral steps (query.hpp) serve HTTP/2 too; Connection::query() is the HTTP/1.1 exchange. Runs on the
+// worker thread.
+#include "query.hpp"
+
 #include "connection.hpp"
 #include "shard_metrics.hpp"
 
@@ -102,7 +105,7 @@ unsigned status_of(shard::QueryErrc e, std::string_view sqlstate) {
 }
 
 // sqlcommenter (google.github.io/sqlcommenter): /*traceparent='00-<trace id>-<span id>-<flags>'*/.
-std::string sql_comment(const char (&trace_id)[32], const std::array<std::uint8_t, 8>& span, std::uint8_t flags) {
+std::string sql_comment(const char* trace_id, const std::array<std::uint8_t, 8>& span, std::uint8_t flags) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string c = "/*traceparent='00-";
   c.append(trace_id, 32).push_back('-');
@@ -140,28 +143,24 @@ void Connection::queue_query_response(unsigned status, std::string_view body, st
   finish_request(status, scratch_.size() - from, head_only ? 0 : body.size(), error);
 }
 
-Awaitable<void> Connection::query() {
-  query_pending_ = false;
-  Pending& p = pending_;
-  const pipeline::CompiledRoute& route = *p.route;
-  const config::RouteQuery& q = *route.query;
-  const auto snapshot = snapshot_;  // the route and its config stay alive while this runs
-  shard::Databases* db = worker_.databases();
-  const auto done = [&] {
-    parser_.next();
-    set_deadline(Phase::idle);
+std::chrono::steady_clock::duration query_bound(const config::DatabasePool& pool) {
+  return 2 * (pool.acquire_timeout + pool.statement_timeout + pool.connect_timeout) + std::chrono::seconds(5);
+}
+
+bool plan_query(const QueryRequest& in, QueryPlan& plan, QueryResponse& out) {
+  const config::RouteQuery& q = *in.route->query;
+  const auto refuse = [&](unsigned status, std::string body, std::string_view error) {
+    out.status = status;
+    out.body = std::move(body);
+    out.error = error;
+    out.content_type = kJson;
+    return false;
   };
-  // A cacheable miss that leads its key's flight ends it with this request, whatever the answer (a 4xx or 5xx
-  // stores nothing: the waiters then run the statement themselves).
-  FlightGuard flight(*this);
-  if (q_body_too_large_) {
-    queue_query_response(413, error_body("body_too_large", "a query route's body is at most 256 KiB"), {}, "body_too_large");
-    co_return done();
-  }
-  // ---- parameters ----
-  std::vector<std::string> values(q.params.size());
+  if (in.body_too_large)
+    return refuse(413, error_body("body_too_large", "a query route's body is at most 256 KiB"), "body_too_large");
+  plan.values.assign(q.params.size(), {});
   std::optional<boost::urls::params_encoded_view> query_params;
-  if (auto r = boost::urls::parse_query(q_query_)) query_params = *r;
+  if (auto r = boost::urls::parse_query(in.query)) query_params = *r;
   boost::json::value body;
   bool body_parsed = false;
   const auto query_param = [&](std::string_view name) -> std::optional<std::string> {
@@ -171,17 +170,14 @@ Awaitable<void> Connection::query() {
     }
     return std::nullopt;
   };
-  std::int64_t offset = 0;
   if (!q.fan_out.offset.empty() && !q.shard_by) {
     if (auto text = query_param(q.fan_out.offset)) {
       std::string why;
       const auto v = shard::normalize_param(config::QueryParamType::int64, *text, why);
-      offset = v ? std::stoll(*v) : -1;
-      if (!v || offset < 0 || static_cast<std::size_t>(offset) > q.max_rows) {
-        queue_query_response(400, error_body("bad_parameter", "expected an integer from 0 to max_rows", q.fan_out.offset),
-                             {}, "bad_parameter");
-        co_return done();
-      }
+      plan.offset = v ? std::stoll(*v) : -1;
+      if (!v || plan.offset < 0 || static_cast<std::size_t>(plan.offset) > q.max_rows)
+        return refuse(400, error_body("bad_parameter", "expected an integer from 0 to max_rows", q.fan_out.offset),
+                      "bad_parameter");
     }
   }
   for (std::size_t i = 0; i < q.params.size(); ++i) {
@@ -190,7 +186,7 @@ Awaitable<void> Connection::query() {
     bool wrong_type = false;
     switch (param.source) {
       case config::QueryParamSource::path:
-        for (const auto& [n, v] : q_captures_) {
+        for (const auto& [n, v] : in.captures) {
           if (n == param.name) {
             // Captures are percent-encoded path segments.
             auto decoded = boost::urls::make_pct_string_view(v);
@@ -199,15 +195,12 @@ Awaitable<void> Connection::query() {
         }
         break;
       case config::QueryParamSource::query: raw = query_param(param.name); break;
-      case config::QueryParamSource::fetch: raw = std::to_string(*q.fan_out.limit + offset); break;
+      case config::QueryParamSource::fetch: raw = std::to_string(*q.fan_out.limit + plan.offset); break;
       case config::QueryParamSource::body: {
         if (!body_parsed) {
           boost::system::error_code ec;
-          body = boost::json::parse(q_body_, ec);
-          if (ec || !body.is_object()) {
-            queue_query_response(400, error_body("bad_body", "expected a JSON object"), {}, "bad_body");
-            co_return done();
-          }
+          body = boost::json::parse(in.body, ec);
+          if (ec || !body.is_object()) return refuse(400, error_body("bad_body", "expected a JSON object"), "bad_body");
           body_parsed = true;
         }
         raw = json_member(body, param.name, wrong_type);
@@ -215,23 +208,191 @@ Awaitable<void> Connection::query() {
       }
     }
     const std::string shown = param.source == config::QueryParamSource::body ? "body." + param.name : param.name;
-    if (!raw) {
-      queue_query_response(400, error_body("bad_parameter", wrong_type ? "expected a scalar value" : "missing", shown),
-                           {}, "bad_parameter");
-      co_return done();
-    }
+    if (!raw)
+      return refuse(400, error_body("bad_parameter", wrong_type ? "expected a scalar value" : "missing", shown),
+                    "bad_parameter");
     std::string why;
     auto v = shard::normalize_param(param.type, *raw, why);
-    if (!v) {
-      queue_query_response(400, error_body("bad_parameter", why, shown), {}, "bad_parameter");
-      co_return done();
+    if (!v) return refuse(400, error_body("bad_parameter", why, shown), "bad_parameter");
+    plan.values[i] = std::move(*v);
+  }
+  return true;
+}
+
+Awaitable<bool> run_query(Worker& worker, const QueryRequest& in, QueryPlan plan, shard::ResultSet& rows,
+                          std::string& missing, QueryResponse& out) {
+  const pipeline::CompiledRoute& route = *in.route;
+  const config::RouteQuery& q = *route.query;
+  const auto snapshot = in.snapshot;  // the route and its config stay alive while this runs
+  shard::Databases* db = worker.databases();
+  const auto fail = [&](unsigned status, std::string body, std::string_view error, std::string extra = {}) {
+    out.status = status;
+    out.body = std::move(body);
+    out.error = error;
+    out.extra = std::move(extra);
+    out.content_type = kJson;
+    return false;
+  };
+  out.shards.clear();
+  if (!db) co_return fail(503, error_body("unavailable", "no databases configured"), "no_databases");  // (the loader
+                                                                                                       // requires it)
+  const bool read = q.reads();
+  // Tracing: one client span per shard statement; a sampled trace's statements carry its traceparent.
+  const std::size_t nshards = q.shard_by ? 1 : db->shard_count();
+  std::vector<std::string> comments;
+  if (in.spans) {
+    in.spans->resize(nshards);
+    for (auto& span : *in.spans) {
+      span.span_id = worker.new_trace().parent_id;
+      if (in.sampled) comments.push_back(sql_comment(in.trace_id, span.span_id, in.trace_flags));
     }
-    values[i] = std::move(*v);
   }
-  if (!db) {  // cannot happen: the loader requires databases: for query routes
-    queue_query_response(503, error_body("unavailable", "no databases configured"), {}, "no_databases");
-    co_return done();
+  const auto record_span = [&](std::size_t i, std::int64_t shard_id, const shard::QueryOutcome& o) {
+    if (!out.shards.empty()) out.shards.push_back(',');
+    out.shards.append(std::to_string(shard_id)).append(o.role == shard::Role::replica ? ":replica" : ":primary");
+    if (!in.spans || i >= in.spans->size()) return;
+    auto& span = (*in.spans)[i];
+    span.start_ns = o.start_unix_ns;
+    span.end_ns = o.end_unix_ns;
+    span.shard = shard_id;
+    span.replica = o.role == shard::Role::replica;
+    span.endpoint = o.endpoint;
+    span.error = o.error == shard::QueryErrc::none ? std::string_view() : shard::to_string(o.error);
+  };
+  if (q.shard_by) {
+    const std::int64_t key = std::stoll(plan.values[*q.shard_by]);
+    const auto shard = shard::shard_of(snapshot->config.databases, key);
+    if (!shard)
+      co_return fail(404, error_body("not_found", "customer " + std::to_string(key) + " is in no shard"), "no_shard");
+    // (A local, not a conditional temporary in the co_await: GCC 12 destroys such a temporary twice.)
+    std::string comment = comments.empty() ? std::string() : std::move(comments.front());
+    shard::QueryOutcome o = co_await db->query(*shard, read, q.sql, std::move(plan.values), q.max_rows, std::move(comment));
+    record_span(0, snapshot->config.databases.shards[*shard].id, o);
+    if (o.error != shard::QueryErrc::none) {
+      const unsigned status = status_of(o.error, o.sqlstate);
+      std::string extra = "Proxy-Status: virex-edge; error=";
+      extra.append(status == 503 ? "destination_unavailable" : status == 504 ? "connection_timeout" : "proxy_internal_error");
+      extra.append("\r\n");
+      spdlog::debug("route {}: shard {}: {}: {}", route.name, snapshot->config.databases.shards[*shard].id,
+                    shard::to_string(o.error), o.message);
+      co_return fail(status, error_body(shard::to_string(o.error), o.message), shard::to_string(o.error),
+                     status >= 500 ? std::move(extra) : std::string());
+    }
+    rows = std::move(o.rows);
+    co_return true;
   }
+  std::vector<shard::QueryOutcome> outs = co_await db->query_all(read, q.sql, std::move(plan.values), q.max_rows,
+                                                                 std::move(comments));
+  for (std::size_t i = 0; i < outs.size(); ++i) record_span(i, snapshot->config.databases.shards[i].id, outs[i]);
+  std::vector<shard::ResultSet> parts;
+  const shard::QueryOutcome* first_error = nullptr;
+  for (std::size_t i = 0; i < outs.size(); ++i) {
+    if (outs[i].error == shard::QueryErrc::none) {
+      parts.push_back(std::move(outs[i].rows));
+      continue;
+    }
+    if (!first_error) first_error = &outs[i];
+    if (!missing.empty()) missing.append(",");
+    missing.append(std::to_string(snapshot->config.databases.shards[i].id));
+  }
+  worker.shard_metrics().on_fan_out(route.name, outs.size(), first_error && q.fan_out.partial);
+  if (first_error && !q.fan_out.partial) {
+    const unsigned status = status_of(first_error->error, first_error->sqlstate);
+    co_return fail(status >= 500 ? status : 502, error_body(shard::to_string(first_error->error), first_error->message),
+                   "shard_failed", "Virex-Missing-Shards: " + missing + "\r\n");
+  }
+  std::string why;
+  if (!shard::merge(parts, q.fan_out, plan.offset, q.max_rows, rows, why))
+    co_return fail(500, error_body("merge_failed", why), "merge_failed");
+  co_return true;
+}
+
+std::vector<std::pair<std::string, std::string>> query_invalidations(const QueryRequest& in) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const std::string& item : in.route->config->invalidate) {
+    const std::size_t colon = item.find(':');
+    out.emplace_back(item.substr(0, colon), expand(std::string_view(item).substr(colon + 1), in.captures));
+  }
+  return out;
+}
+
+void purge_edge(cache::Store& store, std::string_view kind, const std::string& value) {
+  if (kind == "tag") store.purge_tag(value, false);
+  else if (kind == "path") store.purge_path({}, value, false);
+  else store.purge_prefix({}, value, false);
+}
+
+void encode_rows(const QueryRequest& in, const shard::ResultSet& rows, bool read, const std::string& missing,
+                 QueryResponse& out) {
+  // Accept: application/x-protobuf → virex.query.v1.Result (proto/virex/query/v1/result.proto); else JSON.
+  const bool protobuf = in.accept.find("application/x-protobuf") != std::string::npos;
+  out.content_type = protobuf ? kProtobuf : kJson;
+  out.body.clear();
+  if (protobuf) {
+    shard::append_protobuf(out.body, rows);
+  } else {
+    shard::append_json(out.body, rows);
+    out.body.push_back('\n');
+  }
+  out.status = read ? 200 : 201;
+  out.error = {};
+  if (!missing.empty()) out.extra.append("Virex-Missing-Shards: ").append(missing).append("\r\n");
+  if (in.route->cache) out.extra.append("Vary: Accept\r\n");  // JSON and protobuf answers are separate variants
+}
+
+std::shared_ptr<cache::Entry> query_entry(const QueryRequest& in, const QueryResponse& out, std::string cache_key,
+                                          std::string variant_key) {
+  const pipeline::CompiledRoute& route = *in.route;
+  auto e = std::make_shared<cache::Entry>();
+  e->key = std::move(cache_key);
+  e->host = in.host;
+  e->path = in.path;
+  e->status = 200;
+  e->stored_at = std::chrono::steady_clock::now();
+  // The edge lifetime (of a regional copy too: a node filling its edge from it caps this by what it has left);
+  // only a private route may have none (the loader requires edge_ttl otherwise), and it never reaches the edge.
+  e->ttl = static_cast<std::uint32_t>(route.cache_policy.edge_ttl ? route.cache_policy.edge_ttl->count() : 0);
+  e->head = "HTTP/1.1 200 OK\r\nContent-Type: " + std::string(out.content_type) + "\r\nVary: Accept\r\nContent-Length: " +
+            std::to_string(out.body.size()) + "\r\n";
+  e->vary = {"accept"};
+  e->variant_key = std::move(variant_key);
+  e->body = out.body;
+  for (const std::string& tag : route.cache->tags) e->tags.push_back(expand(tag, in.captures));
+  return e;
+}
+
+Awaitable<void> Connection::query() {
+  query_pending_ = false;
+  Pending& p = pending_;
+  const pipeline::CompiledRoute& route = *p.route;
+  // A cacheable miss that leads its key's flight ends it with this request, whatever the answer (a 4xx or 5xx
+  // stores nothing: the waiters then run the statement themselves).
+  FlightGuard flight(*this);
+  QueryRequest in;
+  in.snapshot = snapshot_;
+  in.route = p.route;
+  in.captures = std::move(q_captures_);
+  in.query = std::move(q_query_);
+  in.host = std::move(q_host_);
+  in.path = std::move(q_path_);
+  in.accept = std::move(q_accept_);
+  in.body = std::move(q_body_);
+  in.body_too_large = q_body_too_large_;
+  in.sampled = p.has_trace && (p.head_sampled || (p.trace.flags & 1));
+  if (p.has_trace && (worker_.tracing() || in.sampled)) {
+    in.spans = &p.db_spans;
+    in.trace_id = p.trace_id;
+    in.trace_flags = static_cast<std::uint8_t>(p.trace.flags | 1);
+  }
+  QueryResponse out;
+  const auto answer = [&] {
+    p.shards = std::move(out.shards);
+    queue_query_response(out.status, out.body, out.extra, out.error, out.content_type);
+    parser_.next();
+    set_deadline(Phase::idle);
+  };
+  QueryPlan plan;
+  if (!plan_query(in, plan, out)) co_return answer();
   // ---- coalescing and the regional tier (as for an origin fetch: proxy.cpp) ----
   // The request head is intact here: a cacheable request has no body, and process() kept the buffer in place.
   if (p.follower) {
@@ -243,161 +404,49 @@ Awaitable<void> Connection::query() {
   }
   // ---- run ----
   phase_ = Phase::proxy;  // the pools bound the wait; keep the client deadlines out of it
-  const auto& pool = snapshot->config.databases.pool;
-  deadline_ = worker_.coarse_now() + 2 * (pool.acquire_timeout + pool.statement_timeout + pool.connect_timeout) +
-              std::chrono::seconds(5);
-  const bool read = q.reads();
-  // Tracing: one client span per shard statement; a sampled trace's statements carry its traceparent.
-  const bool sampled = p.has_trace && (p.head_sampled || (p.trace.flags & 1));
-  const std::size_t nshards = q.shard_by ? 1 : db->shard_count();
-  std::vector<std::string> comments;
-  if (p.has_trace && (worker_.tracing() || sampled)) {
-    p.db_spans.resize(nshards);
-    for (auto& span : p.db_spans) {
-      span.span_id = worker_.new_trace().parent_id;
-      if (sampled) comments.push_back(sql_comment(p.trace_id, span.span_id, static_cast<std::uint8_t>(p.trace.flags | 1)));
-    }
-  }
-  p.shards.clear();
-  const auto record_span = [&](std::size_t i, std::int64_t shard_id, const shard::QueryOutcome& o) {
-    if (!p.shards.empty()) p.shards.push_back(',');
-    p.shards.append(std::to_string(shard_id)).append(o.role == shard::Role::replica ? ":replica" : ":primary");
-    if (i >= p.db_spans.size()) return;
-    auto& span = p.db_spans[i];
-    span.start_ns = o.start_unix_ns;
-    span.end_ns = o.end_unix_ns;
-    span.shard = shard_id;
-    span.replica = o.role == shard::Role::replica;
-    span.endpoint = o.endpoint;
-    span.error = o.error == shard::QueryErrc::none ? std::string_view() : shard::to_string(o.error);
-  };
+  deadline_ = worker_.coarse_now() + query_bound(snapshot_->config.databases.pool);
   shard::ResultSet rows;
   std::string missing;  // partial fan-out: the shards that did not answer
-  if (q.shard_by) {
-    const std::int64_t key = std::stoll(values[*q.shard_by]);
-    const auto shard = shard::shard_of(snapshot->config.databases, key);
-    if (!shard) {
-      queue_query_response(404, error_body("not_found", "customer " + std::to_string(key) + " is in no shard"), {},
-                           "no_shard");
-      co_return done();
-    }
-    // (A local, not a conditional temporary in the co_await: GCC 12 destroys such a temporary twice.)
-    std::string comment = comments.empty() ? std::string() : std::move(comments.front());
-    shard::QueryOutcome out = co_await db->query(*shard, read, q.sql, std::move(values), q.max_rows, std::move(comment));
-    record_span(0, snapshot->config.databases.shards[*shard].id, out);
-    if (out.error != shard::QueryErrc::none) {
-      const unsigned status = status_of(out.error, out.sqlstate);
-      std::string extra = "Proxy-Status: virex-edge; error=";
-      extra.append(status == 503 ? "destination_unavailable" : status == 504 ? "connection_timeout" : "proxy_internal_error");
-      extra.append("\r\n");
-      spdlog::debug("route {}: shard {}: {}: {}", route.name, snapshot->config.databases.shards[*shard].id,
-                    shard::to_string(out.error), out.message);
-      queue_query_response(status, error_body(shard::to_string(out.error), out.message), status >= 500 ? extra : "",
-                           shard::to_string(out.error));
-      co_return done();
-    }
-    rows = std::move(out.rows);
-  } else {
-    std::vector<shard::QueryOutcome> outs = co_await db->query_all(read, q.sql, std::move(values), q.max_rows,
-                                                                   std::move(comments));
-    for (std::size_t i = 0; i < outs.size(); ++i) record_span(i, snapshot->config.databases.shards[i].id, outs[i]);
-    std::vector<shard::ResultSet> parts;
-    const shard::QueryOutcome* first_error = nullptr;
-    for (std::size_t i = 0; i < outs.size(); ++i) {
-      if (outs[i].error == shard::QueryErrc::none) {
-        parts.push_back(std::move(outs[i].rows));
-        continue;
-      }
-      if (!first_error) first_error = &outs[i];
-      if (!missing.empty()) missing.append(",");
-      missing.append(std::to_string(snapshot->config.databases.shards[i].id));
-    }
-    worker_.shard_metrics().on_fan_out(route.name, outs.size(), first_error && q.fan_out.partial);
-    if (first_error && !q.fan_out.partial) {
-      const unsigned status = status_of(first_error->error, first_error->sqlstate);
-      std::string extra = "Virex-Missing-Shards: " + missing + "\r\n";
-      queue_query_response(status >= 500 ? status : 502,
-                           error_body(shard::to_string(first_error->error), first_error->message), extra,
-                           "shard_failed");
-      co_return done();
-    }
-    std::string why;
-    if (!shard::merge(parts, q.fan_out, offset, q.max_rows, rows, why)) {
-      queue_query_response(500, error_body("merge_failed", why), {}, "merge_failed");
-      co_return done();
-    }
-  }
+  if (!co_await run_query(worker_, in, std::move(plan), rows, missing, out)) co_return answer();
   // ---- answer ----
+  const bool read = route.query->reads();
   if (!read) {
     // After commit (the statement's implicit transaction ended with its Sync): purge what the route names, in
     // this node's edge cache and, like the admin purge API, in Redis and (published) on every other node. The
     // answer waits for Redis (at most its command timeout): a read after it finds no stale regional copy.
-    cache::Store* store = worker_.edge_cache();
-    for (const std::string& item : route.config->invalidate) {
-      const std::size_t colon = item.find(':');
-      std::string kind = item.substr(0, colon);
-      std::string value = expand(std::string_view(item).substr(colon + 1), q_captures_);
-      if (store) {
-        if (kind == "tag") store->purge_tag(value, false);
-        else if (kind == "path") store->purge_path({}, value, false);
-        else store->purge_prefix({}, value, false);
-      }
+    for (auto& [kind, value] : query_invalidations(in)) {
+      if (cache::Store* store = worker_.edge_cache()) purge_edge(*store, kind, value);
       if (!worker_.regional()) continue;
+      const std::string shown = kind + ":" + value;
       const bool confirmed = co_await regional_purge_confirmed(std::move(kind), std::move(value));
-      if (!confirmed) spdlog::debug("route {}: invalidate {}: not confirmed by the regional tier", route.name, item);
+      if (!confirmed) spdlog::debug("route {}: invalidate {}: not confirmed by the regional tier", route.name, shown);
     }
   }
-  // Accept: application/x-protobuf → virex.query.v1.Result (proto/virex/query/v1/result.proto); else JSON.
-  const bool protobuf = q_accept_.find("application/x-protobuf") != std::string::npos;
-  const std::string_view content_type = protobuf ? kProtobuf : kJson;
-  std::string body_text;
-  if (protobuf) {
-    shard::append_protobuf(body_text, rows);
-  } else {
-    shard::append_json(body_text, rows);
-    body_text.push_back('\n');
-  }
-  const unsigned status = read ? 200 : 201;
-  if (p.invalidate) invalidate_target(status);  // RFC 9111 §4.4: an unsafe request through a caching route
-  std::string extra;
-  if (!missing.empty()) extra.append("Virex-Missing-Shards: ").append(missing).append("\r\n");
+  encode_rows(in, rows, read, missing, out);
+  if (p.invalidate) invalidate_target(out.status);  // RFC 9111 §4.4: an unsafe request through a caching route
   // A complete answer to a cacheable GET is stored: at the edge for edge_ttl (never a private route's), and in
   // the region when the lookup there missed (a private route's under the user's key, its only tier).
   const bool storable = p.cacheable && route.cache && missing.empty();
   const bool edge_store = storable && !p.regional_private && route.cache_policy.edge_ttl && worker_.edge_cache() &&
-                          body_text.size() <= worker_.edge_cache_max_object();
+                          out.body.size() <= worker_.edge_cache_max_object();
   const bool region_store = storable && p.regional != Pending::Regional::none && p.regional != Pending::Regional::hit;
   if (route.cache) {
-    extra.append("Vary: Accept\r\n");  // JSON and protobuf answers are separate variants
     cache::CacheStatus cs;
     cs.fwd = p.fwd;
     cs.stored = edge_store;
     if (edge_store) cs.ttl = route.cache_policy.edge_ttl->count();
-    append_cache_status(extra, cs);  // the regional member first, when the route has one
+    append_cache_status(out.extra, cs);  // the regional member first, when the route has one
   }
   if (edge_store || region_store) {
-    auto e = std::make_shared<cache::Entry>();
-    e->key = cache_key_;
-    e->host = q_host_;
-    e->path = q_path_;
-    e->status = 200;
-    e->stored_at = std::chrono::steady_clock::now();
-    // The edge lifetime (of a regional copy too: a node filling its edge from it caps this by what it has left);
-    // only a private route may have none (the loader requires edge_ttl otherwise), and it never reaches the edge.
-    e->ttl = static_cast<std::uint32_t>(route.cache_policy.edge_ttl ? route.cache_policy.edge_ttl->count() : 0);
-    e->head = "HTTP/1.1 200 OK\r\nContent-Type: " + std::string(content_type) + "\r\nVary: Accept\r\nContent-Length: " +
-              std::to_string(body_text.size()) + "\r\n";
-    e->vary = {"accept"};
     // The variant key from the Accept this request sent, as the lookup computes it (the head is intact: above).
     const std::array<http::Header, 1> vary = {http::Header{"Vary", "accept"}};
-    cache::vary_key(e->variant_key, parser_.head(), vary);
-    e->body = body_text;
-    for (const std::string& tag : route.cache->tags) e->tags.push_back(expand(tag, q_captures_));
+    std::string variant;
+    cache::vary_key(variant, parser_.head(), vary);
+    auto e = query_entry(in, out, cache_key_, std::move(variant));
     if (region_store) regional_store(e);  // posted: written after this answer
     if (edge_store) worker_.edge_cache()->insert(std::move(e), cache_hash_);
   }
-  queue_query_response(status, body_text, extra, {}, content_type);
-  done();
+  answer();
 }
 
 }  // namespace virex::server

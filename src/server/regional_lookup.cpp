@@ -181,17 +181,23 @@ std::string_view Connection::regional_purge(std::string_view kind, std::string_v
   return tier->purge(invalidation(kind, what, host, soft)) ? "sent" : "unavailable";
 }
 
-Awaitable<bool> Connection::regional_purge_confirmed(std::string kind, std::string what) {
-  RegionalTier* tier = worker_.regional();
+Awaitable<bool> regional_purge_wait(Worker& worker, std::string kind, std::string what) {
+  RegionalTier* tier = worker.regional();
   if (!tier || !tier->available()) co_return false;
   regional::Invalidation inv = invalidation(kind, what, {}, false);
-  phase_ = Phase::proxy;  // the command timeout bounds the wait; this is a backstop
-  deadline_ = std::max(deadline_, worker_.coarse_now() + tier->node().cfg.timeout + std::chrono::seconds(1));
-  // (available() just said yes on this thread: purge() sends, and calls the handler.)
+  // (available() just said yes on this thread: purge() sends, and calls the handler within the command timeout.)
   auto [ec, reply] = co_await asio::async_initiate<decltype((token)), void(boost::system::error_code, regional::Reply)>(
       [tier, &inv](auto handler) { tier->purge(std::move(inv), regional::Client::Handler(std::move(handler))); },
       token);
   co_return !ec;
+}
+
+Awaitable<bool> Connection::regional_purge_confirmed(std::string kind, std::string what) {
+  RegionalTier* tier = worker_.regional();
+  if (!tier || !tier->available()) co_return false;
+  phase_ = Phase::proxy;  // the command timeout bounds the wait; this is a backstop
+  deadline_ = std::max(deadline_, worker_.coarse_now() + tier->node().cfg.timeout + std::chrono::seconds(1));
+  co_return co_await regional_purge_wait(worker_, std::move(kind), std::move(what));
 }
 
 void Connection::note_unsafe(const http::RequestHead& h) {

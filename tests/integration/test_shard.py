@@ -7,10 +7,12 @@ import json
 from datetime import datetime
 import os
 import re
+import subprocess
 import threading
 import unittest
 
-from harness import Conn, DaemonTestCase, basic_config, fetch_metrics, http_request, metric_sum, run_edge, wait_until
+from harness import (Conn, DaemonTestCase, basic_config, fetch_metrics, http_request, metric_sum, require_tool,
+                     run_curl, run_edge, wait_until)
 from pgcluster import PgCluster
 
 CLUSTER = None
@@ -170,6 +172,77 @@ class ShardRoutingTest(DaemonTestCase):
         r, doc = get_json(d.public, "/v1/customers/2003/orders")
         self.assertEqual(r.status, 200)
         self.assertIn(4242, [x["total_cents"] for x in doc["rows"]])
+
+
+class Http2Test(DaemonTestCase):
+    """Query routes over HTTP/2 (h2c, real curl and h2load): the same rows as over HTTP/1.1, writes commit and
+    answer 201, bad parameters 400 — never the empty answer of a `respond` route."""
+
+    def test_reads_writes_and_errors_over_h2(self):
+        cfg = config(CLUSTER, workers=1).replace('address: "127.0.0.1:$PUBLIC"}',
+                                                 'address: "127.0.0.1:$PUBLIC", protocols: [http1, h2c]}')
+        d = self.daemon(cfg)
+        base = f"http://127.0.0.1:{d.public}"
+
+        def h2(path, *args):
+            cp = run_curl("--http2-prior-knowledge", "-w", "\n%{http_version} %{http_code}", *args, base + path)
+            self.assertEqual(cp.returncode, 0, cp.stderr)
+            body, _, tail = cp.stdout.decode().rpartition("\n")
+            version, status = tail.split()
+            self.assertEqual(version, "2")
+            return int(status), json.loads(body)
+
+        status, doc = h2("/v1/customers/1002/orders")
+        self.assertEqual(status, 200)
+        r, h1doc = get_json(d.public, "/v1/customers/1002/orders")
+        self.assertEqual(doc, h1doc)
+        self.assertTrue(doc["rows"])
+        status, doc = h2("/v1/customers/2004/orders", "-X", "POST", "-H", "Content-Type: application/json", "--data",
+                         json.dumps({"total_cents": 777, "amount": "7.77", "paid": True, "at": "2025-07-01T00:00:00Z"}))
+        self.assertEqual(status, 201, doc)
+        new_id = doc["rows"][0]["id"]
+        self.assertEqual(CLUSTER.primaries[2].query("SELECT total_cents FROM orders WHERE id = %s", (new_id,)), [(777,)])
+        status, doc = h2("/v1/customers/x/orders")
+        self.assertEqual((status, doc["parameter"]), (400, "customer_id"))
+        status, doc = h2("/v1/customers/99999/orders")
+        self.assertEqual(status, 404)
+        # Many concurrent streams on one connection (their reads share segments): every one answered 200.
+        r = subprocess.run([require_tool("h2load"), "-n", "400", "-c", "2", "-m", "50", base + "/v1/customers/3/orders"],
+                           capture_output=True, timeout=120)
+        out = r.stdout.decode()
+        self.assertIn("400 succeeded, 0 failed, 0 errored", out)
+        self.assertIn("status codes: 400 2xx", out)
+
+    def test_cached_reads_and_invalidating_writes_over_h2(self):
+        cfg = (config(CLUSTER, CACHED_ROUTES) + "cache: {edge: {max_bytes: 16MiB}}\n").replace(
+            'address: "127.0.0.1:$PUBLIC"}', 'address: "127.0.0.1:$PUBLIC", protocols: [http1, h2c]}')
+        d = self.daemon(cfg)
+        base = f"http://127.0.0.1:{d.public}"
+        cid = 1009
+
+        def h2(path, *args):
+            cp = run_curl("--http2-prior-knowledge", "-i", "-H", "Host: localhost", *args, base + path)
+            self.assertEqual(cp.returncode, 0, cp.stderr)
+            head, _, body = cp.stdout.decode().partition("\r\n\r\n")
+            self.assertTrue(head.startswith("HTTP/2 "), head)
+            fields = dict(line.split(": ", 1) for line in head.split("\r\n")[1:])
+            return int(head.split()[1]), fields, json.loads(body)
+
+        status, fields, doc1 = h2(f"/v1/customers/{cid}/orders")
+        self.assertEqual(status, 200)
+        self.assertIn("stored", fields["cache-status"])
+        status, fields, doc2 = h2(f"/v1/customers/{cid}/orders")
+        self.assertRegex(fields["cache-status"], r"^virex-edge; hit")
+        self.assertEqual(doc1, doc2)
+        # HTTP/1.1 shares the entry (same host and path, and Accept variant: curl sends Accept: */*).
+        r, _ = get_json(d.public, f"/v1/customers/{cid}/orders", headers=[("Accept", "*/*")])
+        self.assertRegex(r.header("Cache-Status", ""), r"^virex-edge; hit")
+        status, fields, created = h2(f"/v1/customers/{cid}/orders", "-X", "POST", "-H",
+                                     "Content-Type: application/json", "--data", json.dumps({"total_cents": 4321}))
+        self.assertEqual(status, 201, created)
+        status, fields, doc3 = h2(f"/v1/customers/{cid}/orders")
+        self.assertNotRegex(fields["cache-status"], r"^virex-edge; hit")
+        self.assertIn(created["rows"][0]["id"], [x["id"] for x in doc3["rows"]])
 
 
 SEGMENT_ROUTES = """  - name: div
