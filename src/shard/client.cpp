@@ -274,7 +274,7 @@ Awaitable<void> flush_loop(std::shared_ptr<PgConn> c) {
   c->flushing = false;
 }
 
-// The lag of every replica of this worker's map, every lag_interval (its own connections, like queries).
+// Replica lag and pool upkeep of this worker's map (its own connections, like queries); defined below.
 Awaitable<void> maintenance_loop(std::shared_ptr<Databases::Impl> impl);
 
 std::string trimmed(const char* msg) {

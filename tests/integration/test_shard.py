@@ -269,7 +269,7 @@ class SharedSegmentTest(DaemonTestCase):
         # One worker, one connection to shard 1's primary: every concurrent statement shares that connection.
         d = self.daemon(config(CLUSTER, routes=SEGMENT_ROUTES, workers=1,
                                pool="{max_per_endpoint: 1, max_pipeline: 64, acquire_timeout: 5s, statement_timeout: 5s}"))
-        cid = 1011  # shard 1 (no replica: reads and writes on the same primary connection)
+        cid = 1012  # shard 1 (no replica: reads and writes on the same primary connection)
         before = CLUSTER.primaries[1].query("SELECT count(*) FROM orders WHERE customer_id = %s", (cid,))[0][0]
         posts, lock = [0], threading.Lock()
 
