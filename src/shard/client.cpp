@@ -46,7 +46,11 @@ const char* const kLagSql =
     "WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0::float8 "
     "ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), -1)::float8 END";
 // (Behind with no transaction replayed since the replica started: the lag is unknown (-1) and the replica is
-// not read from until it has caught up once.)
+// not read from until it has caught up once.) The time since the last replayed commit overstates the lag of a
+// replica whose primary was idle: the first WAL after a quiet hour makes it look an hour behind until it has
+// replayed it. So the lag taken is at most how long the replica has been seen behind (since the first probe of
+// this streak that found unreplayed WAL, plus one probe interval): a replica stuck or truly behind still crosses
+// max_lag, at the rate of the clock.
 
 std::uint64_t fnv1a(std::string_view s) {
   std::uint64_t h = 1469598103934665603ULL;
@@ -136,6 +140,7 @@ struct Endpoint {
   unsigned failures = 0;
   std::chrono::steady_clock::time_point retry_at{};
   double lag = -1;              // seconds; replicas: -1 until measured / when unreachable
+  std::chrono::steady_clock::time_point behind_since{};  // replicas: first probe of the streak that saw it behind
   bool lag_probe_running = false;
   unsigned outstanding = 0;     // statements in flight on this endpoint
   EndpointStats stats;
@@ -816,9 +821,21 @@ Awaitable<void> maintenance_loop(std::shared_ptr<Databases::Impl> impl) {
       co_await impl->run(*ep, kLagSql, {}, 1, out, false);
       if (out.error == QueryErrc::none && out.rows.rows.size() == 1 && out.rows.rows[0].size() == 1) {
         const Value& v = out.rows.rows[0][0];
-        ep->lag = v.kind == Value::Kind::real ? v.d : v.kind == Value::Kind::integer ? static_cast<double>(v.i) : -1;
-        // A "replica" that is not in recovery (promoted, or misconfigured) is not used for reads.
+        const double since_replay =
+            v.kind == Value::Kind::real ? v.d : v.kind == Value::Kind::integer ? static_cast<double>(v.i) : -1;
+        // A "replica" that is not in recovery (promoted, or misconfigured) is not used for reads (-1).
+        if (since_replay > 0) {  // behind (kLagSql)
+          const auto now = std::chrono::steady_clock::now();
+          if (ep->behind_since == std::chrono::steady_clock::time_point{}) ep->behind_since = now;
+          const double seen_behind =
+              std::chrono::duration<double>(now - ep->behind_since + impl->cfg.lag_interval).count();
+          ep->lag = std::min(since_replay, seen_behind);
+        } else {
+          ep->behind_since = {};
+          ep->lag = since_replay;
+        }
       } else {
+        ep->behind_since = {};
         ep->lag = -1;
       }
     }

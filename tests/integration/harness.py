@@ -773,8 +773,11 @@ class LoadLoop:
                 continue
             sent_at = None
             try:
+                # The time before the write: taken after it, a thread switch in between could date a request
+                # sent before some event (a reload's READY=1) after it.
+                t0 = time.monotonic()
                 c.send(req)
-                sent_at = time.monotonic()
+                sent_at = t0
                 r = c.read_response("GET")
                 self._record(sent_at=sent_at, done_at=time.monotonic(), status=r.status, body=r.body,
                              error=None, conn_reused=reused)

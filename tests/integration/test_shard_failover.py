@@ -119,6 +119,32 @@ class ReplicaTest(DaemonTestCase):
             self.replica.query("SELECT pg_wal_replay_resume()")
         wait_until(lambda: where(d, 2)["port"] == self.replica.port, timeout=15, what="replica used again")
 
+    def test_an_idle_primary_does_not_make_its_replica_look_old(self):
+        # max_lag 3s; the primary then stays idle until the replica's last replayed commit is 6s old.
+        cfg = (basic_config(ROUTES.replace("$", "$$"), workers=1) + CLUSTER.databases_yaml(
+            pool="{max_per_endpoint: 4, acquire_timeout: 2s, statement_timeout: 5s}") +
+            "  lag_interval: 100ms\n  max_lag: 3s\n")
+        d = self.daemon(cfg)
+        wait_until(lambda: where(d, 2)["port"] == self.replica.port, what="reads on the replica")
+        self.primary.query("INSERT INTO orders (customer_id, total_cents) VALUES (2, 1)")
+        CLUSTER.wait_replica_caught_up()
+        wait_until(lambda: self.replica.query(
+            "SELECT now() - pg_last_xact_replay_timestamp() > interval '6 seconds'")[0][0], timeout=40,
+            interval=0.2, what="the replica's last replayed commit 6s old")
+        self.replica.query("SELECT pg_wal_replay_pause()")
+        try:
+            self.primary.query("INSERT INTO orders (customer_id, total_cents) VALUES (2, 1)")
+            # Behind now, by one fresh commit: not by the 6s since the previous one.
+            lag = lambda: metric_sum(fetch_metrics(d.admin), "virex_shard_replica_lag_milliseconds", shard="0")
+            seen = wait_until(lambda: (lambda v: v if v > 0 else None)(lag()), timeout=10, what="the replica seen behind")
+            self.assertLess(seen, 3000, "lag taken from how long it has been behind, not from the idle spell")
+            # Still behind (replay paused): its lag grows with the clock and it is skipped past max_lag.
+            wait_until(lambda: where(d, 2)["port"] == self.primary.port, timeout=15, what="reads moved off it")
+            wait_until(lambda: lag() > 3000, timeout=5, what="the lag gauge past max_lag")
+        finally:
+            self.replica.query("SELECT pg_wal_replay_resume()")
+        wait_until(lambda: where(d, 2)["port"] == self.replica.port, timeout=15, what="replica used again")
+
 
 class PrimaryDownTest(DaemonTestCase):
     def test_a_stopped_primary_fails_only_its_shards_writes(self):
