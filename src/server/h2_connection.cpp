@@ -531,12 +531,7 @@ void H2Connection::respond(Stream& st) {
   fields.reserve(st.fields.size());
   for (const auto& [n, v] : st.fields) fields.push_back({n, v});
   http::RequestHead h;
-  h.method_text = st.method;
-  h.method = http::method_from_string(st.method);
-  h.target = st.path;
-  const std::size_t q = st.path.find('?');
-  h.path = std::string_view(st.path).substr(0, q);
-  if (q != std::string::npos) h.query = std::string_view(st.path).substr(q + 1);
+  st.request_line(h);
   // RFC 9113 §8.3.1: :authority stands for Host; the port is not part of the route's host match.
   std::string_view host = st.authority;
   if (host.empty())

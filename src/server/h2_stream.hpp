@@ -5,6 +5,7 @@
 #include "h2_connection.hpp"
 
 #include <virex/cache/cache_status.hpp>
+#include <virex/http/request.hpp>
 #include <virex/pipeline/route_table.hpp>
 
 namespace virex::server {
@@ -55,6 +56,16 @@ struct H2Connection::Stream {
   core::Socket* upstream = nullptr;  // the exchange's upstream socket (cancelled when the stream goes away)
   std::string_view upstream_name;
   std::chrono::nanoseconds upstream_time{-1};
+
+  // The method and target of the request (:method, :path split at '?') into `h`, as views into this stream.
+  void request_line(http::RequestHead& h) const {
+    h.method_text = method;
+    h.method = http::method_from_string(method);
+    h.target = path;
+    const std::size_t q = path.find('?');
+    h.path = std::string_view(path).substr(0, q);
+    if (q != std::string::npos) h.query = std::string_view(path).substr(q + 1);
+  }
 };
 
 }  // namespace virex::server

@@ -130,12 +130,7 @@ Awaitable<void> H2Connection::proxy(std::shared_ptr<Stream> hold) {
   }
   if (!has_host && !st.authority.empty()) fields.push_back({"Host", st.authority});
   http::RequestHead h;
-  h.method_text = st.method;
-  h.method = http::method_from_string(st.method);
-  h.target = st.path;
-  const std::size_t q = st.path.find('?');
-  h.path = std::string_view(st.path).substr(0, q);
-  if (q != std::string::npos) h.query = std::string_view(st.path).substr(q + 1);
+  st.request_line(h);
   h.host = st.authority;
   h.version = 11;
   h.headers = fields;

@@ -41,6 +41,8 @@ constexpr auto kMaxBackoff = std::chrono::seconds(5);
 constexpr auto kBaseBackoff = std::chrono::milliseconds(100);
 constexpr auto kClientSlack = std::chrono::milliseconds(500);  // beyond statement_timeout, the client gives up
 constexpr std::string_view kClientTimeout = "statement timeout (client side)";  // the server did not answer
+// (A timeout with a SQLSTATE is the server's own cancel, 57014: the statement was slow. Without one, the server
+// said nothing at all.)
 const char* const kLagSql =
     "SELECT CASE WHEN NOT pg_is_in_recovery() THEN -1::float8 "
     "WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0::float8 "
@@ -316,8 +318,7 @@ void Databases::Impl::on_readable(PgConn& c) {
       for (Request* r : seg) {
         // Another request's error rolled this segment back: run again alone (a request that failed on its own
         // keeps its error; one whose statement was merely skipped is retried, never failed).
-        if (n > 1 && c.seg_error && (r->out.error == QueryErrc::none || (r->aborted && r->out.sqlstate.empty())))
-          r->retry = true;
+        if (n > 1 && c.seg_error && r->out.error == QueryErrc::none) r->retry = true;
         else if (r->aborted && r->out.error == QueryErrc::none) {
           r->out.error = QueryErrc::sql_error;
           r->out.message = "aborted";
@@ -620,13 +621,9 @@ Awaitable<std::shared_ptr<PgConn>> Databases::Impl::acquire(Endpoint& ep, std::c
     for (const auto& c : ep.conns) {
       if (!c->ready || c->broken || c->in_flight >= cfg.pool.max_pipeline) continue;
       // A read joins the segment open on a connection in this turn (one Sync for all); otherwise the least busy.
-      if (shared && c->open_reqs > 0 && c->flush_posted) {
-        best = c;
-        break;
-      }
+      if (shared && c->open_reqs > 0 && c->flush_posted) co_return c;
       if (!best || c->in_flight < best->in_flight) best = c;
     }
-    if (best && shared && best->open_reqs > 0 && best->flush_posted) co_return best;
     const auto now = std::chrono::steady_clock::now();
     const bool can_open = ep.conns.size() < max_conns() && !ep.backing_off(now);
     if (best && (best->in_flight == 0 || !can_open)) co_return best;
@@ -922,7 +919,7 @@ Awaitable<QueryOutcome> Databases::query(std::size_t shard, bool read, std::stri
       // A replica that failed before answering (down, connection lost, pool exhausted, or silent past
       // statement_timeout — hung, not merely slow: a slow statement is cancelled by the server, 57014): the read
       // is idempotent, so the primary answers it instead of the client seeing the failure.
-      const bool hung = out.error == QueryErrc::timeout && out.message == kClientTimeout;
+      const bool hung = out.error == QueryErrc::timeout && out.sqlstate.empty();
       const bool replica_failed = out.error == QueryErrc::unavailable || out.error == QueryErrc::connection_lost ||
                                   out.error == QueryErrc::pool_timeout || out.error == QueryErrc::overloaded || hung ||
                                   (out.error == QueryErrc::sql_error && out.sqlstate.starts_with("57"));

@@ -201,6 +201,23 @@ class PoolUpkeepTest(DaemonTestCase):
         self.assertEqual(r.status, 200, r.describe())
         self.assertEqual(doc["rows"][0]["port"], server.port)
 
+    def test_an_idle_connection_whose_server_stopped_answering_is_closed_and_replaced(self):
+        d = self.daemon(config(pool="{max_per_endpoint: 2, min_per_endpoint: 1, health_interval: 200ms, "
+                                    "acquire_timeout: 2s, statement_timeout: 1s}", workers=1))
+        server = CLUSTER.primaries[1]
+        first = wait_until(lambda: (lambda p: p if len(p) == 1 else None)(edge_backends(server)),
+                           what="the minimum opened")
+        os.kill(first[0], signal.SIGSTOP)  # accepts bytes, answers nothing: only the probe can find it out
+        try:
+            wait_until(lambda: metric_sum(fetch_metrics(d.admin), "virex_shard_health_check_failures_total",
+                                          shard="1") >= 1, timeout=15, what="the silent connection failing its probe")
+            wait_until(lambda: [p for p in edge_backends(server) if p != first[0]], timeout=15,
+                       what="a fresh connection in its place")
+        finally:
+            os.kill(first[0], signal.SIGCONT)
+        r, doc = get_json(d.public, "/v1/customers/1001/where")
+        self.assertEqual(r.status, 200, r.describe())
+
     def test_idle_connections_above_the_minimum_close_and_old_ones_are_replaced(self):
         d = self.daemon(config(pool="{max_per_endpoint: 4, min_per_endpoint: 1, idle_timeout: 300ms, "
                                     "max_lifetime: 2s, health_interval: 100ms, acquire_timeout: 2s, "
